@@ -1,0 +1,64 @@
+"""Celery configuration: JSON only, late acks, one message prefetched, no lost redeliveries.
+
+A task that is killed mid-way is redelivered (``acks_late`` + ``reject_on_worker_lost``), so every
+task effect is idempotent; the broker's visibility timeout outlasts the hard time limit so a slow
+task is never handed to a second worker while the first still runs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init
+
+from homeshots.errors import ConfigError
+from homeshots.settings import Settings, get_settings
+
+QUEUE = "homeshots"
+
+
+def build_config(settings: Settings) -> dict[str, Any]:
+    visibility = settings.task_time_limit * 2 + 60
+    return {
+        "broker_url": settings.effective_broker_url,
+        "result_backend": settings.redis_url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "broker_transport_options": {"visibility_timeout": visibility},
+        "result_backend_transport_options": {"visibility_timeout": visibility},
+        "result_expires": 7 * 24 * 3600,
+        "task_default_queue": QUEUE,
+        "task_track_started": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "redis_backend_health_check_interval": 30,
+        "result_chord_join_timeout": 30,
+    }
+
+
+app = Celery("homeshots", include=["tasks.property", "tasks.window"])
+
+
+def configure(settings: Settings) -> Celery:
+    """(Re)apply settings; the CLI calls this after it has started an embedded Redis."""
+    app.conf.update(build_config(settings))
+    return app
+
+
+configure(get_settings())
+
+
+@worker_init.connect
+def _require_redis(**_: Any) -> None:
+    if not get_settings().redis_url:
+        raise ConfigError("workers need HOMESHOTS_REDIS_URL (state, manifest and hash index live there)")

@@ -1,0 +1,177 @@
+"""The ``homeshots`` command: backfill, status, manifest, sandbox, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from homeshots.errors import ConfigError, InputError
+from homeshots.settings import SOURCES, get_settings
+from homeshots.store import open_store
+
+console = Console(width=None if sys.stdout.isatty() else 132)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+
+
+@click.group()
+def main() -> None:
+    """Collect, deduplicate, standardize and store real-estate photos on a Celery cluster."""
+
+
+@main.command()
+@click.argument("properties_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--sources", help=f"Comma-separated sources (default: all enabled; known: {','.join(SOURCES)}).")
+@click.option("--resume/--no-resume", default=True, help="Skip properties this run already completed.")
+@click.option("--run-id", help="Run id (default: derived from the file and sources, so re-running resumes).")
+@click.option("--wait/--no-wait", default=True, help="Show progress until the run result is written.")
+@click.option("--skip-bad-rows", is_flag=True, help="Record bad rows in the run result instead of stopping.")
+def backfill(properties_file: Path, sources: str | None, resume: bool, run_id: str | None, wait: bool,
+             skip_bad_rows: bool) -> None:
+    """Submit a backfill of PROPERTIES_FILE (CSV or JSON lines) as windows of Celery chords."""
+    from homeshots.backfill import default_run_id, submit_backfill
+    from homeshots.session import open_session
+
+    settings = get_settings()
+    chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else settings.sources
+    unknown = [s for s in chosen if s not in SOURCES]
+    if unknown:
+        raise click.BadParameter(f"unknown source(s) {unknown}; known: {list(SOURCES)}", param_hint="--sources")
+    if not wait and not settings.redis_url:
+        raise click.UsageError("--no-wait needs HOMESHOTS_REDIS_URL: embedded workers stop when this command ends")
+    run_id = run_id or default_run_id(properties_file, chosen)
+    with open_session(workers=True) as session:
+        try:
+            sub = submit_backfill(session.client, session.settings, properties_file, run_id=run_id,
+                                  sources=chosen, resume=resume, skip_bad_rows=skip_bad_rows)
+        except InputError as exc:
+            err.print(f"[red]bad input:[/red] {exc}")
+            sys.exit(2)
+        console.print(f"run [bold]{run_id}[/bold]: {sub.total_properties} properties, {sub.skipped} already "
+                      f"completed, {sub.to_process} to process in {sub.windows} window(s)"
+                      + (f", {len(sub.bad_rows)} bad row(s) skipped" if sub.bad_rows else ""))
+        if not wait:
+            console.print(f"submitted; follow it with: homeshots status {run_id}")
+            return
+        _wait(session, run_id)
+        _show(session.client, run_id, as_json=False)
+
+
+def _wait(session: object, run_id: str) -> None:
+    from managers.run_manager import RunManager
+    from managers.state_manager import StateManager
+
+    client = session.client  # type: ignore[attr-defined]
+    workers = session.workers  # type: ignore[attr-defined]
+    runs, state = RunManager(client, run_id), StateManager(client, run_id)
+    total = int(runs.meta().get("total_properties", 0))
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("properties", total=total, detail="")
+        while True:
+            summary = state.summary()
+            counters = runs.counters()
+            progress.update(bar, completed=min(total, summary.completed + summary.failed),
+                            detail=f"failed {summary.failed}, images stored {counters.get('run.images_stored', 0)}")
+            if runs.meta().get("status") == "finished":
+                break
+            if workers is not None and not workers.alive():
+                raise click.ClickException("the embedded workers stopped; see homeshots-data/logs/worker.log")
+            time.sleep(0.5)
+
+
+def _show(client: object, run_id: str, *, as_json: bool) -> None:
+    from homeshots.display import print_failures, print_result
+    from managers.run_manager import RunManager
+    from managers.state_manager import StateManager
+
+    runs = RunManager(client, run_id)  # type: ignore[arg-type]
+    if not runs.exists():
+        raise click.ClickException(f"no run {run_id!r} in this Redis")
+    meta = runs.meta()
+    result = runs.final_result() if meta.get("status") == "finished" else None
+    result = result or runs.current_result().to_dict()
+    failures = list(StateManager(client, run_id).failures())  # type: ignore[arg-type]
+    if as_json:
+        out = {"status": meta.get("status"), "result": result, "bad_rows": runs.bad_rows(),
+               "failed_properties": dict(failures)}
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    where = open_store(get_settings()).location("processed")
+    print_result(console, result, status=meta.get("status", "?"), where=where)
+    print_failures(console, failures)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def status(run_id: str, as_json: bool) -> None:
+    """Print RUN_ID's result (or its progress so far), from any machine."""
+    from homeshots.session import open_session
+
+    with open_session(workers=False) as session:
+        _show(session.client, run_id, as_json=as_json)
+
+
+@main.command()
+@click.argument("run_id")
+def manifest(run_id: str) -> None:
+    """Write RUN_ID's manifest (one JSON object per stored image row) to stdout."""
+    from homeshots.session import open_session
+    from managers.manifest_manager import ManifestManager
+    from managers.run_manager import RunManager
+
+    with open_session(workers=False) as session:
+        if not RunManager(session.client, run_id).exists():
+            raise click.ClickException(f"no run {run_id!r} in this Redis")
+        for entry in ManifestManager(session.client, run_id).entries():
+            click.echo(json.dumps(entry.to_dict(), sort_keys=True))
+
+
+def _default_photo_dir() -> Path | None:
+    candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "houses"
+    return candidate if candidate.is_dir() else None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--photos", type=click.Path(file_okay=False, path_type=Path), help="Folder of N_room.jpg photos.")
+def sandbox(host: str, port: int, photos: Path | None) -> None:
+    """Serve a local RESO Web API with photos, for trials and tests."""
+    from homeshots.sandbox import serve
+
+    serve(host, port, photos or _default_photo_dir())
+
+
+@main.command()
+@click.option("--properties", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=Path(__file__).resolve().parent.parent / "examples" / "properties.csv", show_default=True)
+def demo(properties: Path) -> None:
+    """Run the sandbox and a backfill of the example properties on the embedded default."""
+    import os
+
+    from homeshots.sandbox import default_sandbox
+
+    photos = _default_photo_dir()
+    console.print(f"sandbox photos: {photos or 'generated (no ../shared/datasets/houses here)'}")
+    with default_sandbox(photos) as server:
+        os.environ.update(server.env())
+        get_settings.cache_clear()
+        ctx = click.get_current_context()
+        ctx.invoke(backfill, properties_file=properties, sources=None, resume=True, run_id="demo", wait=True,
+                   skip_bad_rows=False)
+
+
+def run() -> None:
+    try:
+        main()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        sys.exit(2)

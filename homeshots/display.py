@@ -1,0 +1,50 @@
+"""How a run looks on a terminal: the result table, per source, and failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+SOURCE_COLUMNS = [("images_found", "found"), ("images_downloaded", "downloaded"),
+                  ("images_stored", "stored"), ("duplicates_detected", "duplicates"),
+                  ("images_failed", "failed"), ("properties_processed", "props ok"),
+                  ("properties_failed", "props failed")]
+
+
+def print_result(console: Console, result: dict[str, Any], *, status: str, where: str | None = None) -> None:
+    """The run result as two tables: totals, then one row per source."""
+    totals = Table(title=f"run {result['run_id']} ({status})", show_header=False)
+    totals.add_column("what")
+    totals.add_column("value", justify="right")
+    for label, key in [("properties", "total_properties"), ("completed", "properties_completed"),
+                       ("failed", "properties_failed"), ("skipped (resume)", "properties_skipped"),
+                       ("bad rows", "bad_rows"), ("images found", "total_images"),
+                       ("unique images", "unique_images"), ("stored this run", "images_stored"),
+                       ("duplicates", "duplicate_images"), ("failed downloads", "failed_downloads"),
+                       ("duration (s)", "duration_seconds"), ("success rate (%)", "success_rate")]:
+        totals.add_row(label, str(result.get(key, 0)))
+    console.print(totals)
+    sources = Table(title="by source")
+    sources.add_column("source")
+    for _, label in SOURCE_COLUMNS:
+        sources.add_column(label, justify="right")
+    sources.add_column("failures by kind")
+    for name, stats in result.get("by_source", {}).items():
+        kinds = ", ".join(f"{k}={v}" for k, v in sorted(stats.get("failures", {}).items())) or "-"
+        sources.add_row(name, *(str(stats.get(key, 0)) for key, _ in SOURCE_COLUMNS), kinds)
+    console.print(sources)
+    if where:
+        console.print(f"images: {where}")
+
+
+def print_failures(console: Console, failures: list[tuple[str, dict[str, str]]], limit: int = 10) -> None:
+    if not failures:
+        return
+    table = Table(title=f"failed properties (first {min(limit, len(failures))} of {len(failures)})")
+    for column in ("property", "source", "kind", "message"):
+        table.add_column(column)
+    for pid, reason in failures[:limit]:
+        table.add_row(pid, reason.get("source", ""), reason.get("kind", ""), reason.get("message", ""))
+    console.print(table)

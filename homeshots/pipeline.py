@@ -1,0 +1,147 @@
+"""One property, start to end: extract -> download -> standardize -> dedup -> store -> record.
+
+Failures of a source or an image are recorded, never raised: the task always returns its small
+stats dict so the chord callback runs. Only infrastructure errors (Redis, store) escape, and the
+task retries those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from homeshots.errors import DownloadError, HomeshotsError, SourceError
+from homeshots.models import ImageRef, Property
+from homeshots.store import image_key, sniff_format
+from homeshots.worker_context import WorkerContext
+from imaging.hashing import int_to_hex
+from imaging.standardizer import StandardizedImage
+from managers.deduplicator import ImageRecord
+from managers.extraction_stats import StatsTracker
+from managers.manifest_manager import ManifestEntry, ManifestManager
+from managers.run_manager import RunManager
+from managers.state_manager import StateManager
+
+
+@dataclass
+class PropertyOutcome:
+    """What a task returns to the chord: small, JSON, no image data."""
+
+    property_id: str
+    status: str
+    counters: dict[str, int]
+    reason: dict[str, str] | None = None
+
+    def to_result(self) -> dict[str, Any]:
+        return {"property_id": self.property_id, "status": self.status, "counters": self.counters,
+                "reason": self.reason}
+
+
+@dataclass
+class _Collected:
+    entries: list[ManifestEntry] = field(default_factory=list)
+    image_failures: list[tuple[ImageRef, str, str]] = field(default_factory=list)
+    reason: dict[str, str] | None = None
+
+
+class PropertyPipeline:
+    """Runs every enabled source for one property of one run."""
+
+    def __init__(self, ctx: WorkerContext, run_id: str) -> None:
+        self.ctx = ctx
+        self.run_id = run_id
+        self._sem = asyncio.Semaphore(ctx.settings.download_concurrency)
+        self._dedup_lock = asyncio.Lock()
+
+    async def run(self, prop: Property, sources: list[str]) -> PropertyOutcome:
+        tracker = StatsTracker()
+        out = _Collected()
+        for extractor in self.ctx.extractors(sources):
+            try:
+                refs = await extractor.extract(prop)
+            except SourceError as exc:
+                tracker.record_source_result(extractor.name, ok=False, failure_kind=exc.kind)
+                out.reason = out.reason or {"source": extractor.name, "kind": exc.kind, "message": str(exc)}
+                continue
+            tracker.record_images_found(extractor.name, len(refs))
+            retryable = await asyncio.gather(*(self._image(prop, ref, tracker, out) for ref in refs))
+            tracker.record_source_result(extractor.name, ok=not any(retryable))
+            if any(retryable) and out.reason is None:
+                failed = next(f for f in out.image_failures if f[1] == "retryable")
+                out.reason = {"source": extractor.name, "kind": "retryable",
+                              "message": f"image download failed, will retry on resume: {failed[2]}"}
+        outcome = PropertyOutcome(prop.property_id, "failed" if out.reason else "completed",
+                                  tracker.to_counters(), out.reason)
+        await asyncio.to_thread(self._record, prop, out, outcome)
+        return outcome
+
+    async def _image(self, prop: Property, ref: ImageRef, tracker: StatsTracker, out: _Collected) -> bool:
+        """Handle one image; returns True when it failed in a way a later attempt may fix."""
+        try:
+            if ref.data is not None:
+                raw = ref.data
+            else:
+                async with self._sem:
+                    raw = await self.ctx.downloader.fetch(ref.url or "")
+            std = await asyncio.to_thread(self.ctx.standardizer.standardize, raw)
+        except DownloadError as exc:
+            return self._failed(ref, tracker, out, exc.kind, str(exc))
+        except HomeshotsError as exc:
+            return self._failed(ref, tracker, out, exc.kind, f"{ref.source_url}: {exc}")
+        async with self._dedup_lock:
+            entry = await asyncio.to_thread(self._dedup_and_store, prop, ref, raw, std, tracker)
+        out.entries.append(entry)
+        return False
+
+    def _failed(self, ref: ImageRef, tracker: StatsTracker, out: _Collected, kind: str, message: str) -> bool:
+        tracker.record_image_failed(ref.source, kind)
+        out.image_failures.append((ref, kind, message))
+        return kind == "retryable"
+
+    def _dedup_and_store(self, prop: Property, ref: ImageRef, raw: bytes, std: StandardizedImage,
+                         tracker: StatsTracker) -> ManifestEntry:
+        """Exact or near copy -> a manifest row pointing at the kept copy; else store and index."""
+        dedup = self.ctx.deduplicator
+        match = dedup.find(std.pixel_sha256, std.phash)
+        record = match.record if match else None
+        if record is None:
+            raw_key = image_key("raw", hashlib.sha256(raw).hexdigest(), sniff_format(raw))
+            processed_key = image_key("processed", std.pixel_sha256, std.format)
+            self.ctx.store.put(raw_key, raw)
+            self.ctx.store.put(processed_key, std.data)
+            mine = ImageRecord(sha256=std.pixel_sha256, phash=int_to_hex(std.phash), raw_key=raw_key,
+                               processed_key=processed_key, width=std.width, height=std.height,
+                               property_id=prop.property_id, source=ref.source, source_url=ref.source_url,
+                               run_id=self.run_id)
+            record = dedup.register(mine)
+        is_mine = (record.property_id, record.source, record.source_url) == (
+            prop.property_id, ref.source, ref.source_url)
+        if is_mine:
+            tracker.record_unique(ref.source, newly_stored=record.run_id == self.run_id)
+        else:
+            tracker.record_duplicate(ref.source)
+        return ManifestEntry(
+            property_id=prop.property_id, address=prop.full_address, source=ref.source,
+            source_url=ref.source_url, sha256=std.pixel_sha256, phash=int_to_hex(std.phash),
+            raw_key=record.raw_key, processed_key=record.processed_key, width=std.width, height=std.height,
+            duplicate_of=None if is_mine else record.sha256,
+        )
+
+    def _record(self, prop: Property, out: _Collected, outcome: PropertyOutcome) -> None:
+        """State, manifest and stats of the property in one transaction (one round trip)."""
+        redis = self.ctx.redis
+        manifest = ManifestManager(redis, self.run_id)
+        pipe = redis.pipeline(transaction=True)
+        for entry in out.entries:
+            manifest.add(pipe, entry)
+        for ref, kind, message in out.image_failures:
+            manifest.add_failure(pipe, prop.property_id, ref.source, ref.source_url, kind, message)
+        state = StateManager(redis, self.run_id)
+        if out.reason:
+            state.mark_failed(pipe, prop.property_id, out.reason)
+        else:
+            state.mark_completed(pipe, prop.property_id)
+        RunManager(redis, self.run_id).record_property_stats(pipe, prop.property_id, outcome.counters)
+        pipe.execute()

@@ -1,0 +1,97 @@
+"""One typed settings object, read from ``HOMESHOTS_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SOURCES: tuple[str, ...] = ("mls",)
+"""Source names known to this build, in the order their extractors run."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Secrets are ``SecretStr`` so they never reach a log line."""
+
+    model_config = SettingsConfigDict(env_prefix="HOMESHOTS_", extra="ignore")
+
+    # --- infrastructure -------------------------------------------------------------------
+    redis_url: str | None = None
+    """State/manifest/hash index Redis. Unset: ``homeshots backfill`` starts an embedded one."""
+    broker_url: str | None = None
+    """Celery broker; defaults to ``redis_url`` (RabbitMQ works too)."""
+    store_url: str = "file://./homeshots-data"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    embedded_dir: Path = Path("./homeshots-data")
+    """Where the embedded Redis keeps its AOF when no ``redis_url`` is set."""
+
+    # --- run shape --------------------------------------------------------------------------
+    sources: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(SOURCES))
+    window_size: int = Field(1000, ge=1, le=100_000)
+    windows_in_flight: int = Field(2, ge=1, le=100)
+    worker_concurrency: int | None = None
+    task_soft_time_limit: int = Field(540, ge=10)
+    task_time_limit: int = Field(600, ge=15)
+    window_callback_max_waits: int = Field(120, ge=1)
+
+    # --- images -------------------------------------------------------------------------------
+    max_dimension: int = Field(1024, ge=16, le=8192)
+    output_format: Literal["PNG", "JPEG", "WEBP"] = "PNG"
+    png_compress_level: int = Field(1, ge=0, le=9)
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    dedup_threshold: int = Field(8, ge=0, le=32)
+    max_image_pixels: int = Field(100_000_000, ge=1)
+
+    # --- downloads ------------------------------------------------------------------------------
+    download_concurrency: int = Field(8, ge=1, le=256)
+    download_timeout: float = Field(30.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0)
+    max_image_bytes: int = Field(40 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(5, ge=0, le=20)
+    allow_private_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts or CIDRs that source-supplied URLs may point at although private/loopback."""
+    user_agent: str = "homeshots/0.1 (+https://github.com/homeshots)"
+
+    # --- Phoenix MLS over the RESO Web API --------------------------------------------------------
+    reso_base_url: str = "https://api.mls.example/reso/odata"
+    reso_token_url: str = "https://api.mls.example/oauth2/token"
+    reso_client_id: str = ""
+    reso_client_secret: SecretStr = SecretStr("")
+    reso_scope: str | None = None
+    reso_timeout: float = Field(20.0, gt=0)
+    reso_max_retries: int = Field(4, ge=0, le=10)
+    reso_max_pages: int = Field(20, ge=1)
+    reso_max_response_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+
+    @field_validator("sources", "allow_private_hosts", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"unknown source(s) {unknown}; known: {list(SOURCES)}")
+        return value
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        return self.broker_url or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process (cached: the environment is read once)."""
+    return Settings()

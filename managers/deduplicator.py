@@ -1,0 +1,112 @@
+"""Corpus-wide hash index: exact copies by pixel sha256, near copies by pHash within a threshold.
+
+Near lookup splits the 64-bit pHash into ``threshold + 1`` bands: two hashes within the
+threshold agree exactly on at least one band (pigeonhole), so probing one Redis set per band
+finds every candidate without scanning the corpus. Band members carry their pHash, so the
+distance check needs no second round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import redis
+
+from imaging.hashing import hamming, hex_to_int, int_to_hex
+from managers import keys
+
+_REGISTER = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HGETALL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+for i = 2, #KEYS do redis.call('SADD', KEYS[i], ARGV[1]) end
+return false
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """The first stored copy of an image and where it came from."""
+
+    sha256: str
+    phash: str
+    raw_key: str
+    processed_key: str
+    width: int
+    height: int
+    property_id: str
+    source: str
+    source_url: str
+    run_id: str = ""
+
+    @classmethod
+    def from_redis(cls, data: dict[str, str]) -> ImageRecord:
+        names = {f.name: f.type for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        return cls(**{**values, "width": int(values["width"]), "height": int(values["height"])})
+
+
+def band_values(phash: int, bands: int) -> list[int]:
+    """Split 64 bits into ``bands`` contiguous slices (sizes differ by at most one bit)."""
+    bands = max(1, min(bands, 64))
+    out, start = [], 0
+    for i in range(bands):
+        width = 64 // bands + (1 if i < 64 % bands else 0)
+        out.append((phash >> start) & ((1 << width) - 1))
+        start += width
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    record: ImageRecord
+    distance: int
+
+
+class ImageDeduplicator:
+    """Looks images up in, and adds them to, the corpus-wide index in Redis."""
+
+    def __init__(self, client: redis.Redis, threshold: int) -> None:
+        self.client = client
+        self.threshold = threshold
+        self.bands = threshold + 1
+        self._register = client.register_script(_REGISTER)
+
+    def _band_keys(self, phash: int) -> list[str]:
+        return [keys.phash_band(i, v) for i, v in enumerate(band_values(phash, self.bands))]
+
+    def find(self, sha256: str, phash: int) -> Match | None:
+        """The stored image this one copies (exact first, then the nearest within the threshold)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.image(sha256))
+        for key in self._band_keys(phash):
+            pipe.smembers(key)
+        exact, *buckets = pipe.execute()
+        if exact:
+            return Match(ImageRecord.from_redis(exact), 0)
+        best: tuple[int, str] | None = None
+        for member in set().union(*buckets) if buckets else ():
+            distance = hamming(phash, hex_to_int(member[:16]))
+            if distance <= self.threshold and (best is None or (distance, member) < best):
+                best = (distance, member)
+        if best is None:
+            return None
+        record = self.client.hgetall(keys.image(best[1][16:]))
+        return Match(ImageRecord.from_redis(record), best[0]) if record else None
+
+    def register(self, record: ImageRecord) -> ImageRecord:
+        """Add ``record``; if another worker registered the same sha first, return theirs."""
+        flat: list[str] = []
+        for name, value in asdict(record).items():
+            flat += [name, str(value)]
+        member = record.phash + record.sha256
+        existing = self._register(keys=[keys.image(record.sha256), *self._band_keys(hex_to_int(record.phash))],
+                                  args=[member, *flat])
+        if not existing:
+            return record
+        pairs = dict(zip(existing[::2], existing[1::2], strict=True))
+        return ImageRecord.from_redis(pairs)
+
+
+__all__ = ["ImageDeduplicator", "ImageRecord", "Match", "band_values", "int_to_hex"]

@@ -1,0 +1,29 @@
+"""Every Redis key homeshots uses, in one place, so a reader sees the whole data model."""
+
+from __future__ import annotations
+
+PREFIX = "hs"
+
+
+def run(run_id: str, part: str) -> str:
+    """A per-run key: ``hs:run:{id}:meta``, ``...:completed``, ``...:manifest`` and so on."""
+    return f"{PREFIX}:run:{{{run_id}}}:{part}"
+
+
+def window(run_id: str, generation: int, index: int) -> str:
+    """The JSON list of properties of one chord window of one submission."""
+    return run(run_id, f"win:{generation}:{index}")
+
+
+def image(sha256: str) -> str:
+    """The corpus-wide record of one stored image (hash index entry)."""
+    return f"{PREFIX}:img:{sha256}"
+
+
+def phash_band(band: int, value: int) -> str:
+    """Set of ``<phash hex><sha256>`` members whose pHash has ``value`` in ``band``."""
+    return f"{PREFIX}:phash:{band}:{value:x}"
+
+
+RUNS = f"{PREFIX}:runs"
+"""Sorted set of run ids by submission time."""

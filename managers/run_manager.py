@@ -1,0 +1,180 @@
+"""A run in Redis: its metadata, its chord windows, merged stats, and the final ExtractionResult.
+
+Stats merge by property: the run keeps the counters it last merged for each property and adds
+only the difference, so a redelivered task, a callback that runs twice, or a failed property
+that later succeeds on resume is never counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from managers import keys
+from managers.extraction_stats import ExtractionResult
+from managers.state_manager import StateManager
+
+WINDOW_TTL = 30 * 24 * 3600
+
+_MERGE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old == ARGV[2] then return 0 end
+if old then
+  for k, v in pairs(cjson.decode(old)) do redis.call('HINCRBY', KEYS[2], k, -v) end
+end
+for k, v in pairs(cjson.decode(ARGV[2])) do redis.call('HINCRBY', KEYS[2], k, v) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+class RunManager:
+    """Everything about one run that is not per-image: meta, windows, counters, result."""
+
+    def __init__(self, client: redis.Redis, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.meta_key = keys.run(run_id, "meta")
+        self.counters_key = keys.run(run_id, "counters")
+        self.merged_key = keys.run(run_id, "merged")
+        self.pstats_key = keys.run(run_id, "pstats")
+        self.result_key = keys.run(run_id, "result")
+        self.bad_rows_key = keys.run(run_id, "bad_rows")
+        self._merge = client.register_script(_MERGE)
+
+    # --- metadata -------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return bool(self.client.exists(self.meta_key))
+
+    def meta(self) -> dict[str, str]:
+        return self.client.hgetall(self.meta_key)
+
+    def generation(self) -> int:
+        return int(self.client.hget(self.meta_key, "generation") or 0)
+
+    def sources(self) -> list[str]:
+        return json.loads(self.client.hget(self.meta_key, "sources") or "[]")
+
+    def start_submission(self, *, input_file: str, sources: list[str], reset: bool) -> int:
+        """Open a new submission (generation) of the run; ``reset`` forgets earlier progress."""
+        pipe = self.client.pipeline(transaction=True)
+        if reset:
+            pipe.delete(self.counters_key, self.merged_key, self.pstats_key, self.result_key,
+                        self.bad_rows_key, keys.run(self.run_id, "manifest"),
+                        keys.run(self.run_id, "image_failures"))
+            StateManager(self.client, self.run_id).reset(pipe)
+            pipe.hdel(self.meta_key, "started_at")
+        now = _now()
+        pipe.hincrby(self.meta_key, "generation", 1)
+        pipe.hsetnx(self.meta_key, "started_at", now)
+        pipe.hset(self.meta_key, mapping={"run_id": self.run_id, "input": input_file, "status": "submitting",
+                                          "sources": json.dumps(sources), "submitted_at": now})
+        pipe.hdel(self.meta_key, "finished_at")
+        pipe.delete(self.result_key)
+        pipe.zadd(keys.RUNS, {self.run_id: datetime.now(UTC).timestamp()})
+        return int(pipe.execute()[-6])  # the HINCRBY of "generation"
+
+    def write_window(self, generation: int, index: int, properties: list[dict[str, Any]]) -> None:
+        self.client.set(keys.window(self.run_id, generation, index), json.dumps(properties), ex=WINDOW_TTL)
+
+    def window_properties(self, generation: int, index: int) -> list[dict[str, Any]]:
+        raw = self.client.get(keys.window(self.run_id, generation, index))
+        return json.loads(raw) if raw else []
+
+    def finish_submission(self, generation: int, *, total_properties: int, skipped: int, windows: int,
+                          in_flight: int, bad_rows: list[dict[str, Any]]) -> None:
+        """Record the submission's size; the first ``in_flight`` windows are the caller's to send."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.meta_key, mapping={"total_properties": total_properties, "properties_skipped": skipped,
+                                          "windows": windows, "bad_rows": len(bad_rows), "status": "running"})
+        pipe.set(keys.run(self.run_id, f"next_window:{generation}"), min(in_flight, windows))
+        pipe.delete(self.bad_rows_key)
+        for row in bad_rows[:1000]:
+            pipe.rpush(self.bad_rows_key, json.dumps(row, sort_keys=True))
+        pipe.execute()
+
+    def claim_next_window(self, generation: int) -> int | None:
+        """The next window nobody has sent yet, or None when all are out."""
+        index = int(self.client.incr(keys.run(self.run_id, f"next_window:{generation}"))) - 1
+        return index if index < int(self.client.hget(self.meta_key, "windows") or 0) else None
+
+    def mark_window_done(self, generation: int, index: int) -> bool:
+        """True only for the first callback of this window (a second one must not chain again)."""
+        return bool(self.client.sadd(keys.run(self.run_id, f"windows_done:{generation}"), index))
+
+    def all_windows_done(self, generation: int) -> bool:
+        done = int(self.client.scard(keys.run(self.run_id, f"windows_done:{generation}")))
+        return done >= int(self.client.hget(self.meta_key, "windows") or 0)
+
+    # --- stats ----------------------------------------------------------------------------------
+    def record_property_stats(self, pipe: redis.client.Pipeline, property_id: str,
+                              counters: dict[str, int]) -> None:
+        """The counters of a property's latest attempt, for a callback that lacks its result."""
+        pipe.hset(self.pstats_key, property_id, json.dumps(counters, sort_keys=True))
+
+    def property_stats(self, property_ids: list[str]) -> dict[str, dict[str, int]]:
+        if not property_ids:
+            return {}
+        raw = self.client.hmget(self.pstats_key, property_ids)
+        return {pid: json.loads(r) for pid, r in zip(property_ids, raw, strict=True) if r}
+
+    def merge(self, stats: dict[str, dict[str, int]]) -> int:
+        """Merge per-property counters into the run's; returns how many properties changed."""
+        pipe = self.client.pipeline(transaction=False)
+        for pid, counters in stats.items():
+            self._merge(keys=[self.merged_key, self.counters_key],
+                        args=[pid, json.dumps(counters, sort_keys=True)], client=pipe)
+        return sum(int(x) for x in pipe.execute())
+
+    def counters(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.client.hgetall(self.counters_key).items()}
+
+    # --- result ---------------------------------------------------------------------------------
+    def current_result(self) -> ExtractionResult:
+        """The run's result as of now (final once the last window's callback has run)."""
+        meta = self.meta()
+        state = StateManager(self.client, self.run_id).summary()
+        result = ExtractionResult(
+            run_id=self.run_id,
+            total_properties=int(meta.get("total_properties", 0)),
+            properties_completed=state.completed,
+            properties_failed=state.failed,
+            properties_skipped=int(meta.get("properties_skipped", 0)),
+            bad_rows=int(meta.get("bad_rows", 0)),
+            start_time=_parse(meta.get("started_at")),
+            end_time=_parse(meta.get("finished_at")) or datetime.now(UTC),
+        )
+        for source in self.sources():
+            result.apply_counters({f"src.{source}.images_found": 0})
+        result.apply_counters(self.counters())
+        return result
+
+    def finalize(self, generation: int) -> dict[str, Any] | None:
+        """Write the final result once per submission; None if another callback already did."""
+        if not self.client.set(keys.run(self.run_id, f"finalized:{generation}"), _now(), nx=True):
+            return None
+        self.client.hset(self.meta_key, "finished_at", _now())
+        result = self.current_result().to_dict()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.result_key, json.dumps(result, sort_keys=True))
+        pipe.hset(self.meta_key, "status", "finished")
+        pipe.execute()
+        return result
+
+    def final_result(self) -> dict[str, Any] | None:
+        raw = self.client.get(self.result_key)
+        return json.loads(raw) if raw else None
+
+    def bad_rows(self) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in self.client.lrange(self.bad_rows_key, 0, -1)]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -1,0 +1,144 @@
+"""Real parts for tests: a redis-server on a free port, Celery worker processes, the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from homeshots.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RedisServer:
+    """A private redis-server the test can stop, kill and restart (AOF optional)."""
+
+    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+        self.dir = directory
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `make setup`")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if redis.Redis(port=self.port, socket_connect_timeout=0.5).ping():
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Cluster:
+    """Env for the CLI and the worker processes started with it."""
+
+    env: dict[str, str]
+    store_dir: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: Path | None = None
+
+    def start_worker(self, concurrency: int = 2, name: str = "w1") -> subprocess.Popen[bytes]:
+        assert self.logs is not None
+        log = (self.logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO", "-P", "prefork",
+             f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", f"--hostname={name}@%h"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.workers.append(proc)
+        return proc
+
+    def cli(self, *args: str, timeout: float = 180, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "homeshots", *args], env=env or self.env, cwd=cwd or ROOT,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def worker_log(self) -> str:
+        assert self.logs is not None
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.logs.glob("*.log")))
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOMESHOTS_", "AWS_"))}
+    env.update({
+        "HOMESHOTS_STORE_URL": f"file://{tmp_path / 'store'}",
+        "HOMESHOTS_EMBEDDED_DIR": str(tmp_path / "embedded"),
+        "HOMESHOTS_WINDOW_SIZE": "3",
+        "HOMESHOTS_RESO_MAX_RETRIES": "1",
+        "HOMESHOTS_WINDOW_CALLBACK_MAX_WAITS": "30",
+        "PYTHONPATH": str(ROOT),
+        "COLUMNS": "200",
+    })
+    return env
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path, redis_server: RedisServer) -> Iterator:
+    """Make a cluster (env + workers) against the test's Redis; everything is stopped afterwards."""
+    made: list[Cluster] = []
+
+    def make(extra: dict[str, str], *, workers: int = 1, concurrency: int = 2) -> Cluster:
+        env = base_env(tmp_path) | {"HOMESHOTS_REDIS_URL": redis_server.url} | extra
+        cluster = Cluster(env, tmp_path / "store", logs=tmp_path / "logs")
+        cluster.logs.mkdir(exist_ok=True)  # type: ignore[union-attr]
+        for i in range(workers):
+            cluster.start_worker(concurrency, name=f"w{i + 1}-{len(made)}")
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.stop()

@@ -1,0 +1,69 @@
+"""Small builders shared by the integration tests: sandbox catalogs and property files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from homeshots.sandbox import Listing, SandboxServer, generate_photo
+
+
+def near_copy(data: bytes, scale: float = 0.7, quality: int = 82) -> bytes:
+    """A resized, re-encoded copy: a different file of the same picture."""
+    with Image.open(io.BytesIO(data)) as opened:
+        im = ImageOps.exif_transpose(opened)
+        small = im.resize((int(im.width * scale), int(im.height * scale)))
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=quality)
+        return out.getvalue()
+
+
+def make_catalog(n: int, photos_each: int = 3, *, seed: int = 0) -> tuple[list[Listing], dict[str, bytes]]:
+    """``n`` listings T1..Tn with distinct generated photos; T2 repeats T1's first photo exactly
+    and T3 lists a resized copy of T1's second photo."""
+    listings, photos = [], {}
+    for i in range(1, n + 1):
+        names = []
+        for j in range(photos_each):
+            name = f"T{i}_{j}.jpg"
+            photos[name] = generate_photo(seed + i * 100 + j, orientation=6 if j == 1 else None)
+            names.append(name)
+        listings.append(Listing(f"T{i}", f"{i} Test St", "Phoenix", "85001", names))
+    if n >= 3:
+        photos["T2_same.jpg"] = photos["T1_0.jpg"]
+        photos["T3_near.jpg"] = near_copy(photos["T1_1.jpg"])
+        listings[1].photos.append("T2_same.jpg")
+        listings[2].photos.append("T3_near.jpg")
+    return listings, photos
+
+
+def write_csv(path: Path, listings: list[Listing], extra_rows: list[dict[str, str]] | None = None) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["address", "city", "state", "zip", "mls_listing_key"])
+        writer.writeheader()
+        for listing in listings:
+            writer.writerow({"address": listing.address, "city": listing.city, "state": "AZ",
+                             "zip": listing.postal_code, "mls_listing_key": listing.listing_key})
+        for row in extra_rows or []:
+            writer.writerow(row)
+    return path
+
+
+def sandbox_for(listings: list[Listing], photos: dict[str, bytes], **kwargs: object) -> SandboxServer:
+    return SandboxServer(listings, photos, **kwargs)  # type: ignore[arg-type]
+
+
+def status_json(cluster: object, run_id: str) -> dict:
+    proc = cluster.cli("status", run_id, "--json")  # type: ignore[attr-defined]
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def manifest_rows(cluster: object, run_id: str) -> list[dict]:
+    proc = cluster.cli("manifest", run_id)  # type: ignore[attr-defined]
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
