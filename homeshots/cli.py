@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def backfill(properties_file: Path, sources: str | None, resume: bool, run_id: s
     unknown = [s for s in chosen if s not in SOURCES]
     if unknown:
         raise click.BadParameter(f"unknown source(s) {unknown}; known: {list(SOURCES)}", param_hint="--sources")
+    problems = settings.source_problems(chosen)
+    if problems:
+        raise click.UsageError("; ".join(problems))
     if not wait and not settings.redis_url:
         raise click.UsageError("--no-wait needs HOMESHOTS_REDIS_URL: embedded workers stop when this command ends")
     run_id = run_id or default_run_id(properties_file, chosen)
@@ -169,7 +173,13 @@ def demo(properties: Path) -> None:
                    skip_bad_rows=False)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run() -> None:
+    # SIGTERM unwinds like Ctrl-C, so an embedded Redis and workers are stopped cleanly.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except ConfigError as exc:

@@ -22,6 +22,20 @@ import redis
 from homeshots.errors import ConfigError
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child when the CLI that started it dies, even by SIGKILL.
+
+    Redis then flushes its append-only file and workers shut down warm, so a killed demo leaves no
+    orphans and the next run resumes from what was recorded.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -57,6 +71,7 @@ class EmbeddedRedis:
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 30
         while not self._ping(self.port):
@@ -112,6 +127,7 @@ class EmbeddedWorkers:
                  f"--concurrency={self.concurrency}", "--pool=prefork", "-E", "--without-gossip",
                  "--without-mingle", f"--hostname=embedded-{os.getpid()}@%h"],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
 
     def alive(self) -> bool:

@@ -53,7 +53,6 @@ class PropertyPipeline:
         self.ctx = ctx
         self.run_id = run_id
         self._sem = asyncio.Semaphore(ctx.settings.download_concurrency)
-        self._dedup_lock = asyncio.Lock()
 
     async def run(self, prop: Property, sources: list[str]) -> PropertyOutcome:
         tracker = StatsTracker()
@@ -90,8 +89,7 @@ class PropertyPipeline:
             return self._failed(ref, tracker, out, exc.kind, str(exc))
         except HomeshotsError as exc:
             return self._failed(ref, tracker, out, exc.kind, f"{ref.source_url}: {exc}")
-        async with self._dedup_lock:
-            entry = await asyncio.to_thread(self._dedup_and_store, prop, ref, raw, std, tracker)
+        entry = await asyncio.to_thread(self._dedup_and_store, prop, ref, raw, std, tracker)
         out.entries.append(entry)
         return False
 
@@ -103,22 +101,21 @@ class PropertyPipeline:
     def _dedup_and_store(self, prop: Property, ref: ImageRef, raw: bytes, std: StandardizedImage,
                          tracker: StatsTracker) -> ManifestEntry:
         """Exact or near copy -> a manifest row pointing at the kept copy; else store and index."""
-        dedup = self.ctx.deduplicator
-        match = dedup.find(std.pixel_sha256, std.phash)
-        record = match.record if match else None
-        if record is None:
-            raw_key = image_key("raw", hashlib.sha256(raw).hexdigest(), sniff_format(raw))
-            processed_key = image_key("processed", std.pixel_sha256, std.format)
-            self.ctx.store.put(raw_key, raw)
-            self.ctx.store.put(processed_key, std.data)
-            mine = ImageRecord(sha256=std.pixel_sha256, phash=int_to_hex(std.phash), raw_key=raw_key,
-                               processed_key=processed_key, width=std.width, height=std.height,
-                               property_id=prop.property_id, source=ref.source, source_url=ref.source_url,
-                               run_id=self.run_id)
-            record = dedup.register(mine)
-        is_mine = (record.property_id, record.source, record.source_url) == (
+        raw_key = image_key("raw", hashlib.sha256(raw).hexdigest(), sniff_format(raw))
+        mine = ImageRecord(sha256=std.pixel_sha256, phash=int_to_hex(std.phash), raw_key=raw_key,
+                           processed_key=image_key("processed", std.pixel_sha256, std.format),
+                           width=std.width, height=std.height, property_id=prop.property_id,
+                           source=ref.source, source_url=ref.source_url, run_id=self.run_id)
+        record = self.ctx.deduplicator.claim(mine).record
+        is_mine = record.sha256 == mine.sha256 and (record.property_id, record.source, record.source_url) == (
             prop.property_id, ref.source, ref.source_url)
         if is_mine:
+            # Create-only puts: a redelivered task re-puts harmlessly and repairs a crash that
+            # happened between the claim and the writes.
+            if record.raw_key == mine.raw_key:
+                self.ctx.store.put(record.raw_key, raw)
+            if record.processed_key == mine.processed_key:
+                self.ctx.store.put(record.processed_key, std.data)
             tracker.record_unique(ref.source, newly_stored=record.run_id == self.run_id)
         else:
             tracker.record_duplicate(ref.source)

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown source(s) {unknown}; known: {list(SOURCES)}")
         return value
 
+    def source_problems(self, sources: list[str]) -> list[str]:
+        """What is missing for ``sources`` to work, so a run fails before it starts, not per property."""
+        problems = []
+        if "mls" in sources and not self.reso_client_id:
+            problems.append("source mls needs HOMESHOTS_RESO_CLIENT_ID and HOMESHOTS_RESO_CLIENT_SECRET")
+        return problems
+
     @property
     def effective_broker_url(self) -> str | None:
         return self.broker_url or self.redis_url

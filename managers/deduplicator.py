@@ -15,13 +15,31 @@ import redis
 from imaging.hashing import hamming, hex_to_int, int_to_hex
 from managers import keys
 
-_REGISTER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HGETALL', KEYS[1])
+_CLAIM = """
+-- Atomic lookup-or-register, so two workers with copies of one photo never both keep theirs.
+-- KEYS[1] image record, KEYS[2..] band sets; ARGV: member, threshold, image key prefix, fields...
+local existing = redis.call('HGETALL', KEYS[1])
+if #existing > 0 then return {0, existing} end
+local function popcount(x)
+  local c = 0
+  while x ~= 0 do x = bit.band(x, x - 1); c = c + 1 end
+  return c
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+local hi = tonumber(string.sub(ARGV[1], 1, 8), 16)
+local lo = tonumber(string.sub(ARGV[1], 9, 16), 16)
+local threshold = tonumber(ARGV[2])
+local best, best_d = nil, 65
+for i = 2, #KEYS do
+  for _, m in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    local d = popcount(bit.bxor(hi, tonumber(string.sub(m, 1, 8), 16)))
+            + popcount(bit.bxor(lo, tonumber(string.sub(m, 9, 16), 16)))
+    if d <= threshold and (d < best_d or (d == best_d and m < best)) then best, best_d = m, d end
+  end
+end
+if best then return {best_d, redis.call('HGETALL', ARGV[3] .. string.sub(best, 17))} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 for i = 2, #KEYS do redis.call('SADD', KEYS[i], ARGV[1]) end
-return false
+return {-1}
 """
 
 
@@ -71,7 +89,7 @@ class ImageDeduplicator:
         self.client = client
         self.threshold = threshold
         self.bands = threshold + 1
-        self._register = client.register_script(_REGISTER)
+        self._claim = client.register_script(_CLAIM)
 
     def _band_keys(self, phash: int) -> list[str]:
         return [keys.phash_band(i, v) for i, v in enumerate(band_values(phash, self.bands))]
@@ -95,18 +113,23 @@ class ImageDeduplicator:
         record = self.client.hgetall(keys.image(best[1][16:]))
         return Match(ImageRecord.from_redis(record), best[0]) if record else None
 
-    def register(self, record: ImageRecord) -> ImageRecord:
-        """Add ``record``; if another worker registered the same sha first, return theirs."""
+    def claim(self, record: ImageRecord) -> Match:
+        """Register ``record`` unless an exact or near copy is already indexed; return the kept one.
+
+        Lookup and insert run as one Lua script, so concurrent copies cannot both be kept.
+        ``Match.record is record`` when this image is the one kept.
+        """
         flat: list[str] = []
         for name, value in asdict(record).items():
             flat += [name, str(value)]
         member = record.phash + record.sha256
-        existing = self._register(keys=[keys.image(record.sha256), *self._band_keys(hex_to_int(record.phash))],
-                                  args=[member, *flat])
-        if not existing:
-            return record
-        pairs = dict(zip(existing[::2], existing[1::2], strict=True))
-        return ImageRecord.from_redis(pairs)
+        band_keys = self._band_keys(hex_to_int(record.phash))
+        reply = self._claim(keys=[keys.image(record.sha256), *band_keys],
+                            args=[member, self.threshold, keys.image(""), *flat])
+        if int(reply[0]) < 0:
+            return Match(record, 0)
+        pairs = dict(zip(reply[1][::2], reply[1][1::2], strict=True))
+        return Match(ImageRecord.from_redis(pairs), int(reply[0]))
 
 
 __all__ = ["ImageDeduplicator", "ImageRecord", "Match", "band_values", "int_to_hex"]

@@ -55,6 +55,10 @@ def finish_window(self: Task, results: list[dict[str, Any]] | None, run_id: str,
              if isinstance(r, dict) and r.get("status") in ("completed", "failed")}
     stats |= runs.property_stats([pid for pid in property_ids if pid not in stats])
     merged = runs.merge({pid: stats.get(pid, {}) for pid in property_ids})
+    if generation != runs.generation():
+        # A window of an earlier submission (e.g. left in the queue by a killed CLI): its stats
+        # count, but the current submission owns chaining and finalizing.
+        return {"run_id": run_id, "window": index, "stale": True, "merged": merged}
     if runs.mark_window_done(generation, index):
         follow = runs.claim_next_window(generation)
         if follow is not None:

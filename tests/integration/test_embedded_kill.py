@@ -1,0 +1,59 @@
+"""A killed embedded backfill leaves no orphans and resumes where it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import base_env
+from tests.integration.helpers import make_catalog, sandbox_for, write_csv
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split()[2] != "Z"
+
+
+def test_sigkilled_cli_stops_its_redis_and_workers_and_resumes(tmp_path):
+    listings, photos = make_catalog(12, photos_each=2)
+    props = write_csv(tmp_path / "props.csv", listings)
+    work = tmp_path / "work"
+    work.mkdir()
+    with sandbox_for(listings, photos, latency=0.3) as sandbox:
+        env = base_env(tmp_path) | sandbox.env() | {"HOMESHOTS_WORKER_CONCURRENCY": "1"}
+        env.pop("HOMESHOTS_STORE_URL")
+        env.pop("HOMESHOTS_EMBEDDED_DIR")
+        cli = [sys.executable, "-m", "homeshots", "backfill", str(props), "--run-id", "killed"]
+        proc = subprocess.Popen(cli, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        info = work / "homeshots-data" / "redis" / "embedded.json"
+        deadline = time.monotonic() + 60
+        while not list((work / "homeshots-data").rglob("*.png")):
+            assert time.monotonic() < deadline and proc.poll() is None, "no image stored in time"
+            time.sleep(0.1)
+        redis_pid = json.loads(info.read_text())["pid"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while _alive(redis_pid):
+            assert time.monotonic() < deadline, "the embedded redis-server outlived the killed CLI"
+            time.sleep(0.1)
+        stored_before = len(list((work / "homeshots-data" / "processed").rglob("*.png")))
+        assert 0 < stored_before < 24
+
+        again = subprocess.run(cli, env=env, cwd=work, capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already completed" in again.stdout
+        status = subprocess.run([sys.executable, "-m", "homeshots", "status", "killed", "--json"], env=env,
+                                cwd=work, capture_output=True, text=True, timeout=60)
+    result = json.loads(status.stdout)["result"]
+    assert result["properties_completed"] == 12 and result["properties_failed"] == 0
+    assert result["properties_skipped"] > 0
+    assert len(list((work / "homeshots-data" / "processed").rglob("*.png"))) == 24, "each photo stored once"

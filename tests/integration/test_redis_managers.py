@@ -1,0 +1,62 @@
+"""The managers' Redis scripts against a real redis-server: dedup claims and stats merging."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+from homeshots.redis_client import connect
+from imaging.hashing import int_to_hex
+from managers.deduplicator import ImageDeduplicator, ImageRecord
+from managers.run_manager import RunManager
+
+
+def _record(sha: str, phash: int, pid: str = "p1") -> ImageRecord:
+    return ImageRecord(sha256=sha, phash=int_to_hex(phash), raw_key=f"raw/{sha}.jpg",
+                       processed_key=f"processed/{sha}.png", width=10, height=10, property_id=pid,
+                       source="mls", source_url=f"http://x/{sha}", run_id="r")
+
+
+def _flip(value: int, bits: int, rng: random.Random) -> int:
+    for bit in rng.sample(range(64), bits):
+        value ^= 1 << bit
+    return value
+
+
+def test_claim_finds_exact_and_near_copies_within_the_threshold(redis_server):
+    dedup = ImageDeduplicator(connect(redis_server.url), threshold=8)
+    rng = random.Random(7)
+    base = rng.getrandbits(64)
+    first = _record("a" * 64, base)
+    assert dedup.claim(first).record == first
+    again = dedup.claim(_record("a" * 64, base, pid="p2"))
+    assert again.record == first and again.distance == 0
+    near = dedup.claim(_record("b" * 64, _flip(base, 8, rng), pid="p3"))
+    assert near.record == first and near.distance == 8
+    far_hash = _flip(base, 10, rng)
+    far = _record("c" * 64, far_hash, pid="p4")
+    assert dedup.claim(far).record == far, "10 bits apart is a different picture at threshold 8"
+    assert dedup.find("d" * 64, _flip(base, 3, rng)).record == first
+
+
+def test_concurrent_copies_keep_exactly_one(redis_server):
+    dedup = ImageDeduplicator(connect(redis_server.url), threshold=8)
+    rng = random.Random(11)
+    base = rng.getrandbits(64)
+    copies = [_record(f"{i:064x}", _flip(base, rng.randrange(0, 5), rng), pid=f"p{i}") for i in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        kept = list(pool.map(lambda r: dedup.claim(r).record, copies))
+    assert len({k.sha256 for k in kept}) == 1
+
+
+def test_merge_counts_a_property_once_and_replaces_a_retried_attempt(redis_server):
+    runs = RunManager(connect(redis_server.url), "m")
+    assert runs.merge({"p1": {"run.total_images": 3, "src.mls.images_found": 3}}) == 1
+    assert runs.merge({"p1": {"run.total_images": 3, "src.mls.images_found": 3}}) == 0
+    runs.merge({"p2": {"run.total_images": 2}})
+    assert runs.counters()["run.total_images"] == 5
+    # p1 failed first, then succeeded on resume with one more image: only the difference is added.
+    runs.merge({"p1": {"run.total_images": 4, "src.mls.images_found": 4, "run.failed_downloads": 1}})
+    counters = runs.counters()
+    assert counters["run.total_images"] == 6 and counters["src.mls.images_found"] == 4
+    assert counters["run.failed_downloads"] == 1
