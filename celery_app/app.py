@@ -7,6 +7,7 @@ task is never handed to a second worker while the first still runs it.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from celery import Celery
@@ -56,6 +57,20 @@ def configure(settings: Settings) -> Celery:
 
 
 configure(get_settings())
+
+
+def release_result_subscriptions() -> None:
+    """Drop a submitter's result-channel subscriptions while its Redis is still up.
+
+    Celery's AsyncResult.__del__ unsubscribes at interpreter exit; against an embedded Redis that
+    has already stopped, that prints a traceback. Nobody here waits on task results.
+    """
+    consumer = getattr(app.backend, "result_consumer", None)
+    if consumer is None:
+        return
+    getattr(consumer, "subscribed_to", set()).clear()
+    with contextlib.suppress(Exception):
+        consumer.stop()
 
 
 @worker_init.connect

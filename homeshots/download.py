@@ -54,28 +54,41 @@ class Downloader:
                         current = urljoin(current, location)
                         continue
                     if response.status_code != 200:
-                        raise DownloadError(url, f"HTTP {response.status_code}",
-                                            retryable=response.status_code in RETRYABLE_STATUS)
+                        status = response.status_code
+                        raise DownloadError(url, f"HTTP {status}", retryable=status in RETRYABLE_STATUS,
+                                            kind=_status_kind(status))
                     return await self._read_capped(url, response)
             except httpx.TimeoutException as exc:
-                raise DownloadError(url, f"timed out ({type(exc).__name__})", retryable=True) from exc
+                raise DownloadError(url, f"timed out ({type(exc).__name__})", retryable=True, kind="timeout") from exc
             except httpx.TransportError as exc:
-                raise DownloadError(url, f"transport error: {exc}", retryable=True) from exc
+                raise DownloadError(url, f"transport error: {exc}", retryable=True, kind="connection") from exc
         raise DownloadError(url, f"more than {self.max_redirects} redirects", retryable=False)
 
     async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             raise DownloadError(url, f"body of {declared} bytes exceeds the {self.max_bytes} byte cap",
-                                retryable=False)
+                                retryable=False, kind="too_large")
         chunks: list[bytes] = []
         total = 0
         async for chunk in response.aiter_bytes():
             total += len(chunk)
             if total > self.max_bytes:
-                raise DownloadError(url, f"body exceeds the {self.max_bytes} byte cap", retryable=False)
+                raise DownloadError(url, f"body exceeds the {self.max_bytes} byte cap", retryable=False,
+                                    kind="too_large")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _status_kind(status: int) -> str:
+    """A failure kind a person can act on: missing, refused, throttled, server trouble."""
+    if status in (404, 410):
+        return "not_found"
+    if status in (401, 403):
+        return "forbidden"
+    if status == 429:
+        return "throttled"
+    return "server_error" if status >= 500 else "http_error"
 
 
 __all__ = ["DownloadError", "Downloader", "UnsafeURLError"]

@@ -58,13 +58,13 @@ class ImageError(PermanentError):
 
 
 class DownloadError(HomeshotsError):
-    """An image download failed; ``retryable`` tells timeouts/5xx from 404s."""
+    """An image download failed; ``retryable`` tells timeouts/5xx from 404s; ``kind`` names it."""
 
-    def __init__(self, url: str, message: str, *, retryable: bool) -> None:
+    def __init__(self, url: str, message: str, *, retryable: bool, kind: str | None = None) -> None:
         super().__init__(f"{url}: {message}")
         self.url = url
         self.retryable = retryable
-        self.kind = "retryable" if retryable else "permanent"
+        self.kind = kind or ("retryable" if retryable else "permanent")
 
 
 class InputError(PermanentError):

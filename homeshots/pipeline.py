@@ -42,7 +42,7 @@ class PropertyOutcome:
 @dataclass
 class _Collected:
     entries: list[ManifestEntry] = field(default_factory=list)
-    image_failures: list[tuple[ImageRef, str, str]] = field(default_factory=list)
+    image_failures: list[tuple[ImageRef, str, str, bool]] = field(default_factory=list)
     reason: dict[str, str] | None = None
 
 
@@ -68,8 +68,8 @@ class PropertyPipeline:
             retryable = await asyncio.gather(*(self._image(prop, ref, tracker, out) for ref in refs))
             tracker.record_source_result(extractor.name, ok=not any(retryable))
             if any(retryable) and out.reason is None:
-                failed = next(f for f in out.image_failures if f[1] == "retryable")
-                out.reason = {"source": extractor.name, "kind": "retryable",
+                failed = next(f for f in out.image_failures if f[3])
+                out.reason = {"source": extractor.name, "kind": failed[1],
                               "message": f"image download failed, will retry on resume: {failed[2]}"}
         outcome = PropertyOutcome(prop.property_id, "failed" if out.reason else "completed",
                                   tracker.to_counters(), out.reason)
@@ -86,17 +86,18 @@ class PropertyPipeline:
                     raw = await self.ctx.downloader.fetch(ref.url or "")
             std = await asyncio.to_thread(self.ctx.standardizer.standardize, raw)
         except DownloadError as exc:
-            return self._failed(ref, tracker, out, exc.kind, str(exc))
+            return self._failed(ref, tracker, out, exc.kind, str(exc), retryable=exc.retryable)
         except HomeshotsError as exc:
-            return self._failed(ref, tracker, out, exc.kind, f"{ref.source_url}: {exc}")
+            return self._failed(ref, tracker, out, exc.kind, f"{ref.source_url}: {exc}", retryable=False)
         entry = await asyncio.to_thread(self._dedup_and_store, prop, ref, raw, std, tracker)
         out.entries.append(entry)
         return False
 
-    def _failed(self, ref: ImageRef, tracker: StatsTracker, out: _Collected, kind: str, message: str) -> bool:
+    def _failed(self, ref: ImageRef, tracker: StatsTracker, out: _Collected, kind: str, message: str, *,
+                retryable: bool) -> bool:
         tracker.record_image_failed(ref.source, kind)
-        out.image_failures.append((ref, kind, message))
-        return kind == "retryable"
+        out.image_failures.append((ref, kind, message, retryable))
+        return retryable
 
     def _dedup_and_store(self, prop: Property, ref: ImageRef, raw: bytes, std: StandardizedImage,
                          tracker: StatsTracker) -> ManifestEntry:
@@ -133,7 +134,7 @@ class PropertyPipeline:
         pipe = redis.pipeline(transaction=True)
         for entry in out.entries:
             manifest.add(pipe, entry)
-        for ref, kind, message in out.image_failures:
+        for ref, kind, message, _ in out.image_failures:
             manifest.add_failure(pipe, prop.property_id, ref.source, ref.source_url, kind, message)
         state = StateManager(redis, self.run_id)
         if out.reason:

@@ -59,6 +59,9 @@ def open_session(*, workers: bool) -> Iterator[Session]:
     finally:
         if pool is not None:
             pool.stop()
+        from celery_app.app import release_result_subscriptions
+
+        release_result_subscriptions()
         embedded.stop()
         os.environ.pop("HOMESHOTS_REDIS_URL", None)
         get_settings.cache_clear()

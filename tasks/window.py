@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from celery import Task, chord
+from celery.result import denied_join_result
 
 from celery_app import app
 from homeshots.redis_client import connect
@@ -28,8 +29,9 @@ def submit_window(run_id: str, generation: int, index: int) -> None:
     properties = runs.window_properties(generation, index)
     sources = runs.sources()
     header = [extract_property.s(run_id, p, sources) for p in properties]
-    result = chord(header)(finish_window.s(run_id, generation, index))
-    del result  # nobody waits on it; dropping it now unsubscribes before interpreter shutdown
+    with denied_join_result():
+        # Nobody waits on these results: don't subscribe to a result channel per sent task.
+        chord(header)(finish_window.s(run_id, generation, index))
 
 
 @app.task(name="homeshots.finish_window", bind=True, max_retries=None)

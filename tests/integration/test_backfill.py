@@ -146,3 +146,23 @@ def test_bad_input_names_file_row_and_field_and_submits_nothing(tmp_path, cluste
     report = status_json(cluster, "bad")
     assert report["result"]["bad_rows"] == 1 and report["result"]["properties_completed"] == 2
     assert report["bad_rows"][0]["row"] == 4 and report["bad_rows"][0]["field"] == "address"
+
+
+def test_image_server_errors_fail_the_property_until_a_resume_succeeds(tmp_path, cluster_factory):
+    listings, photos = make_catalog(2)
+    props = write_csv(tmp_path / "props.csv", listings)
+    with sandbox_for(listings, photos) as sandbox:
+        cluster = cluster_factory(sandbox.env())
+        sandbox.fail("/photos/T1_2.jpg", 503, times=3)  # the first try and both retries
+        first = cluster.cli("backfill", str(props), "--run-id", "img503")
+        assert first.returncode == 0, first.stderr + cluster.worker_log()
+        report = status_json(cluster, "img503")
+        [reason] = report["failed_properties"].values()
+        assert reason["kind"] == "server_error" and "T1_2.jpg" in reason["message"]
+        assert report["result"]["by_source"]["mls"]["failures"] == {"image_server_error": 1}
+
+        second = cluster.cli("backfill", str(props), "--run-id", "img503")
+        assert second.returncode == 0, second.stderr
+    result = status_json(cluster, "img503")["result"]
+    assert result["properties_completed"] == 2 and result["failed_downloads"] == 0
+    assert len(_processed_files(cluster.store_dir)) == 6
