@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from homeshots.errors import SourceError
+from homeshots.politeness import SourceLimiter
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
 
 async def _read_capped(response: httpx.Response, max_bytes: int, *, source: str, property_id: str) -> None:
     """Read the streamed body into the response, refusing to hold more than ``max_bytes``."""
-    too_large = SourceError(source, property_id, f"response larger than {max_bytes} bytes", retryable=False)
+    too_large = SourceError(source, property_id, f"response larger than {max_bytes} bytes", retryable=False,
+                            kind="too_large")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large
@@ -104,17 +106,21 @@ async def fetch(
     data: dict[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
     sleep: Sleep = asyncio.sleep,
+    limiter: SourceLimiter | None = None,
 ) -> httpx.Response:
     """Send one request with retries; return the read response unless it is a 5xx/429/network failure.
 
     Timeouts, transport errors and 5xx back off exponentially; 429 waits ``Retry-After`` when given.
     After ``max_retries`` retries the last failure becomes a retryable ``SourceError`` (the task
-    may try again later); a body over ``max_bytes`` is a permanent one.
+    may try again later); a body over ``max_bytes`` is a permanent one. With a ``limiter`` every
+    attempt takes a token from the source's cluster-wide bucket, and a 429 pauses the whole cluster.
     """
     safe_url = redact_url(url)
-    last_problem = ""
+    last_problem, last_kind = "", "retryable"
     for attempt in range(max_retries + 1):
         wait: float | None = None
+        if limiter is not None:
+            await limiter.acquire()
         try:
             request = client.build_request(
                 method, url, headers=headers, params=params, data=data, timeout=httpx.Timeout(timeout)
@@ -124,8 +130,11 @@ async def fetch(
                 status = response.status_code
                 if status == 429 or status >= 500:
                     last_problem = f"HTTP {status} from {method} {safe_url}"
-                    if status == 429:
-                        wait = retry_after_seconds(response.headers.get("retry-after"))
+                    last_kind = "throttled" if status == 429 else "server_error"
+                    wait = retry_after_seconds(response.headers.get("retry-after"))
+                    if status == 429 and limiter is not None:
+                        limiter.pause(wait if wait is not None else backoff_delay(attempt + 2))
+                        wait = 0.0  # the next acquire() waits out the cluster-wide pause
                 else:
                     await _read_capped(response, max_bytes, source=source, property_id=property_id)
                     return response
@@ -138,6 +147,7 @@ async def fetch(
         except httpx.TransportError as exc:
             kind = "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
             last_problem = f"{kind} on {method} {safe_url}"
+            last_kind = "timeout" if kind == "timeout" else "connection"
         except httpx.RequestError as exc:  # too many redirects, undecodable body: retrying won't help
             raise SourceError(
                 source, property_id, f"{type(exc).__name__} on {method} {safe_url}", retryable=False
@@ -156,4 +166,5 @@ async def fetch(
             wait,
         )
         await sleep(wait)
-    raise SourceError(source, property_id, f"{last_problem} (gave up after {max_retries + 1} attempts)", retryable=True)
+    raise SourceError(source, property_id, f"{last_problem} (gave up after {max_retries + 1} attempts)",
+                      retryable=True, kind=last_kind)

@@ -25,6 +25,7 @@ from extractors.base import ImageExtractor
 from extractors.http import Sleep, fetch, redact_url
 from homeshots.errors import ParseError, SourceError
 from homeshots.models import ImageRef, Property
+from homeshots.politeness import SourceLimiter
 from homeshots.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -242,18 +243,20 @@ class PhoenixMLSExtractor(ImageExtractor):
         tokens: TokenCache,
         *,
         sleep: Sleep = asyncio.sleep,
+        limiter: SourceLimiter | None = None,
     ) -> None:
         self._client = client
         self._s = settings
         self._tokens = tokens
         self._sleep = sleep
+        self._limiter = limiter
         self._key = (settings.reso_token_url, settings.reso_client_id)
 
     async def extract(self, prop: Property) -> list[ImageRef]:
         try:
             return await self._extract(prop)
         except ParseError as exc:
-            raise SourceError(SOURCE, prop.property_id, str(exc), retryable=False) from exc
+            raise SourceError(SOURCE, prop.property_id, str(exc), retryable=False, kind="parse") from exc
 
     async def _extract(self, prop: Property) -> list[ImageRef]:
         url = self._s.reso_base_url.rstrip("/") + "/Property"
@@ -277,15 +280,16 @@ class PhoenixMLSExtractor(ImageExtractor):
         log.warning("mls: property %s: stopped after %d pages", prop.property_id, self._s.reso_max_pages)
         return refs
 
-    def _error(self, prop: Property, message: str, retryable: bool = False) -> SourceError:
-        return SourceError(SOURCE, prop.property_id, message, retryable=retryable)
+    def _error(self, prop: Property, message: str, retryable: bool = False, kind: str | None = None) -> SourceError:
+        return SourceError(SOURCE, prop.property_id, message, retryable=retryable, kind=kind)
 
     async def _send(self, method: str, url: str, prop: Property, **kw: Any) -> httpx.Response:
-        headers = {"Accept": "application/json", "User-Agent": self._s.user_agent, **kw.pop("headers", {})}
+        headers = {"Accept": "application/json", **kw.pop("headers", {})}
         return await fetch(
             self._client, method, url, source=SOURCE, property_id=prop.property_id,
             max_retries=self._s.reso_max_retries, timeout=self._s.reso_timeout,
-            max_bytes=self._s.reso_max_response_bytes, headers=headers, sleep=self._sleep, **kw,
+            max_bytes=self._s.reso_max_response_bytes, headers=headers, sleep=self._sleep,
+            limiter=self._limiter, **kw,
         )  # fmt: skip
 
     async def _get(self, url: str, params: dict[str, str] | None, prop: Property) -> httpx.Response:
@@ -298,7 +302,8 @@ class PhoenixMLSExtractor(ImageExtractor):
                 break
             self._tokens.invalidate(self._key, token)
             if attempt:
-                raise self._error(prop, f"unauthorized (HTTP 401 from {redact_url(url)} with a fresh token)")
+                raise self._error(prop, f"unauthorized (HTTP 401 from {redact_url(url)} with a fresh token)",
+                                  kind="unauthorized")
         status = response.status_code
         if status == 404 or 200 <= status < 300:
             return response
@@ -328,8 +333,10 @@ class PhoenixMLSExtractor(ImageExtractor):
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
         where = f"HTTP {response.status_code} from {redact_url(response.url)}"
         if "html" in ctype or response.content.lstrip()[:1] == b"<":
-            raise self._error(prop, f"expected JSON, got HTML ({where})")
+            raise self._error(prop, f"expected JSON, got HTML ({where})", kind="parse")
         try:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
-            raise self._error(prop, f"expected JSON, got {ctype or 'an untyped body'} ({where})") from None
+            raise self._error(
+                prop, f"expected JSON, got {ctype or 'an untyped body'} ({where})", kind="parse"
+            ) from None

@@ -24,13 +24,15 @@ class PermanentError(HomeshotsError):
 class SourceError(HomeshotsError):
     """A source failed for one property; carries the source and property for the message."""
 
-    def __init__(self, source: str, property_id: str, message: str, *, retryable: bool) -> None:
+    def __init__(self, source: str, property_id: str, message: str, *, retryable: bool,
+                 kind: str | None = None) -> None:
         super().__init__(f"{source}: property {property_id}: {message}")
         self.source = source
         self.property_id = property_id
         self.detail = message
         self.retryable = retryable
-        self.kind = "retryable" if retryable else "permanent"
+        self.kind = kind or ("retryable" if retryable else "permanent")
+        """What went wrong, for the failure counts: timeout, server_error, throttled, blocked, parse, ..."""
 
 
 class ParseError(PermanentError):

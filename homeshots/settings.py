@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,14 +10,26 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SOURCES: tuple[str, ...] = ("mls",)
-"""Source names known to this build, in the order their extractors run."""
+SOURCES: tuple[str, ...] = ("mls", "maricopa", "zillow", "redfin")
+"""Source names known to this build, in the order their extractors run by default."""
 
 
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """Per-source network settings, so an operator can route Zillow or Redfin through a proxy."""
+
+    source: str
+    rate: float
+    timeout: float
+    max_retries: int
+    user_agent: str
+    proxy_url: str | None
 
 
 class Settings(BaseSettings):
@@ -73,6 +86,36 @@ class Settings(BaseSettings):
     reso_max_pages: int = Field(20, ge=1)
     reso_max_response_bytes: int = Field(20 * 1024 * 1024, ge=1024)
 
+    # --- Maricopa County Assessor ------------------------------------------------------------------
+    maricopa_base_url: str = "https://mcassessor.maricopa.gov"
+    maricopa_token: SecretStr = SecretStr("")
+
+    # --- Zillow and Redfin (home pages / stingray JSON) ---------------------------------------------
+    zillow_base_url: str = "https://www.zillow.com"
+    redfin_base_url: str = "https://www.redfin.com"
+
+    # --- politeness and routing, per source ----------------------------------------------------------
+    mls_rate: float = Field(5.0, gt=0)
+    maricopa_rate: float = Field(2.0, gt=0)
+    zillow_rate: float = Field(0.5, gt=0)
+    redfin_rate: float = Field(1.0, gt=0)
+    """Requests per second to each source's API, shared by every worker of the cluster."""
+    mls_proxy_url: str | None = None
+    maricopa_proxy_url: str | None = None
+    zillow_proxy_url: str | None = None
+    redfin_proxy_url: str | None = None
+    mls_user_agent: str | None = None
+    maricopa_user_agent: str | None = None
+    zillow_user_agent: str | None = None
+    redfin_user_agent: str | None = None
+    maricopa_timeout: float = Field(20.0, gt=0)
+    zillow_timeout: float = Field(20.0, gt=0)
+    redfin_timeout: float = Field(20.0, gt=0)
+    source_max_retries: int = Field(3, ge=0, le=10)
+    """Retries of a source's API call (timeouts, 5xx, 429) before the property fails for that source."""
+    page_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    """Largest API response or HTML page accepted from a source."""
+
     @field_validator("sources", "allow_private_hosts", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -91,7 +134,17 @@ class Settings(BaseSettings):
         problems = []
         if "mls" in sources and not self.reso_client_id:
             problems.append("source mls needs HOMESHOTS_RESO_CLIENT_ID and HOMESHOTS_RESO_CLIENT_SECRET")
+        if "maricopa" in sources and not self.maricopa_token.get_secret_value():
+            problems.append("source maricopa needs HOMESHOTS_MARICOPA_TOKEN")
         return problems
+
+    def policy(self, source: str) -> SourcePolicy:
+        """How to talk to ``source``: its shared rate, timeout, retries, User-Agent and proxy."""
+        timeout = self.reso_timeout if source == "mls" else getattr(self, f"{source}_timeout")
+        retries = self.reso_max_retries if source == "mls" else self.source_max_retries
+        return SourcePolicy(source=source, rate=getattr(self, f"{source}_rate"), timeout=timeout,
+                            max_retries=retries, user_agent=getattr(self, f"{source}_user_agent") or self.user_agent,
+                            proxy_url=getattr(self, f"{source}_proxy_url"))
 
     @property
     def effective_broker_url(self) -> str | None:

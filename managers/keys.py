@@ -25,5 +25,20 @@ def phash_band(band: int, value: int) -> str:
     return f"{PREFIX}:phash:{band}:{value:x}"
 
 
+def bucket(source: str) -> str:
+    """Token bucket (tokens, ts) of one source, shared by the cluster."""
+    return f"{PREFIX}:bucket:{source}"
+
+
+def pause(source: str) -> str:
+    """Exists (with a TTL) while the whole cluster backs off ``source`` after a 429."""
+    return f"{PREFIX}:pause:{source}"
+
+
+def bucket_waits() -> str:
+    """Hash source -> seconds workers spent waiting for a token (for metrics)."""
+    return f"{PREFIX}:bucket_waits"
+
+
 RUNS = f"{PREFIX}:runs"
 """Sorted set of run ids by submission time."""
