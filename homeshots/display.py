@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 SOURCE_COLUMNS = [("images_found", "found"), ("images_downloaded", "downloaded"),
-                  ("images_stored", "stored"), ("duplicates_detected", "duplicates"),
+                  ("images_stored", "stored"), ("duplicates_detected", "duplicates"), ("copies_upgraded", "upgraded"),
                   ("images_failed", "failed"), ("properties_processed", "props ok"),
                   ("properties_failed", "props failed")]
 
@@ -22,7 +22,8 @@ def print_result(console: Console, result: dict[str, Any], *, status: str, where
                        ("failed", "properties_failed"), ("skipped (resume)", "properties_skipped"),
                        ("bad rows", "bad_rows"), ("images found", "total_images"),
                        ("unique images", "unique_images"), ("stored this run", "images_stored"),
-                       ("duplicates", "duplicate_images"), ("failed downloads", "failed_downloads"),
+                       ("duplicates", "duplicate_images"), ("replaced by a larger copy", "copies_upgraded"),
+                       ("failed downloads", "failed_downloads"),
                        ("duration (s)", "duration_seconds"), ("success rate (%)", "success_rate")]:
         totals.add_row(label, str(result.get(key, 0)))
     console.print(totals)
@@ -35,6 +36,9 @@ def print_result(console: Console, result: dict[str, Any], *, status: str, where
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(stats.get("failures", {}).items())) or "-"
         sources.add_row(name, *(str(stats.get(key, 0)) for key, _ in SOURCE_COLUMNS), kinds)
     console.print(sources)
+    for source, count in result.get("blocked_sources", {}).items():
+        console.print(f"[bold red]BLOCKED:[/bold red] {source} refused {count} propert{'y' if count == 1 else 'ies'} "
+                      "with its bot wall; those properties have no photos from it (see failures, or use a proxy)")
     if where:
         console.print(f"images: {where}")
 

@@ -83,7 +83,7 @@ class PropertyPipeline:
                 raw = ref.data
             else:
                 async with self._sem:
-                    raw = await self.ctx.downloader.fetch(ref.url or "")
+                    raw = await self.ctx.downloader_for(ref.source).fetch(ref.url or "")
             std = await asyncio.to_thread(self.ctx.standardizer.standardize, raw)
         except DownloadError as exc:
             return self._failed(ref, tracker, out, exc.kind, str(exc), retryable=exc.retryable)
@@ -106,7 +106,8 @@ class PropertyPipeline:
         mine = ImageRecord(sha256=std.pixel_sha256, phash=int_to_hex(std.phash), raw_key=raw_key,
                            processed_key=image_key("processed", std.pixel_sha256, std.format),
                            width=std.width, height=std.height, property_id=prop.property_id,
-                           source=ref.source, source_url=ref.source_url, run_id=self.run_id)
+                           source=ref.source, source_url=ref.source_url, run_id=self.run_id,
+                           source_pixels=std.source_width * std.source_height)
         record = self.ctx.deduplicator.claim(mine).record
         is_mine = record.sha256 == mine.sha256 and (record.property_id, record.source, record.source_url) == (
             prop.property_id, ref.source, ref.source_url)
@@ -120,12 +121,31 @@ class PropertyPipeline:
             tracker.record_unique(ref.source, newly_stored=record.run_id == self.run_id)
         else:
             tracker.record_duplicate(ref.source)
+            if mine.source_pixels > record.source_pixels:
+                self._upgrade(record, mine, raw, std.data, tracker)
         return ManifestEntry(
             property_id=prop.property_id, address=prop.full_address, source=ref.source,
             source_url=ref.source_url, sha256=std.pixel_sha256, phash=int_to_hex(std.phash),
             raw_key=record.raw_key, processed_key=record.processed_key, width=std.width, height=std.height,
             duplicate_of=None if is_mine else record.sha256,
         )
+
+    def _upgrade(self, kept: ImageRecord, larger: ImageRecord, raw: bytes, processed: bytes,
+                 tracker: StatsTracker) -> None:
+        """A larger copy of a kept photo: its files replace the kept ones (write, switch, delete)."""
+        store, dedup = self.ctx.store, self.ctx.deduplicator
+        store.put(larger.raw_key, raw)
+        store.put(larger.processed_key, processed)
+        replaced = dedup.upgrade(kept, larger)
+        if replaced is None:  # another worker switched to a copy at least as large first
+            replaced = [k for k in (larger.raw_key, larger.processed_key)
+                        if k not in (kept.raw_key, kept.processed_key)]
+            dedup.add_garbage(replaced)
+        else:
+            tracker.record_upgrade(larger.source)
+        for key in replaced:
+            store.delete(key)
+        dedup.forget_garbage(replaced)
 
     def _record(self, prop: Property, out: _Collected, outcome: PropertyOutcome) -> None:
         """State, manifest and stats of the property in one transaction (one round trip)."""

@@ -58,6 +58,10 @@ class Store(ABC):
     def get(self, key: str) -> bytes: ...
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is fine (deletes are retried after crashes)."""
+
+    @abstractmethod
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
@@ -111,6 +115,12 @@ class LocalStore(Store):
             return self._path(key).read_bytes()
         except OSError as exc:
             raise StoreError(f"cannot read {key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot delete {key}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -172,6 +182,14 @@ class S3Store(Store):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"cannot delete s3://{self.bucket}/{self._key(key)}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

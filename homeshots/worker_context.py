@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from extractors import ImageExtractor, build_extractors
+from extractors import ImageExtractor, build_extractor
 from homeshots.download import Downloader
+from homeshots.politeness import SourceLimiter
 from homeshots.redis_client import connect
 from homeshots.settings import Settings, get_settings
 from homeshots.store import Store, open_store
@@ -35,6 +36,8 @@ class WorkerContext:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self._extractors: dict[str, ImageExtractor] = {}
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._downloaders: dict[str, Downloader] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -47,19 +50,25 @@ class WorkerContext:
     def store(self) -> Store:
         return open_store(self.settings)
 
-    @cached_property
-    def http(self) -> httpx.AsyncClient:
-        s = self.settings
-        limits = httpx.Limits(max_connections=max(s.download_concurrency * 2, 10),
-                              max_keepalive_connections=s.download_concurrency, keepalive_expiry=30)
-        timeout = httpx.Timeout(s.download_timeout, connect=s.connect_timeout)
-        return httpx.AsyncClient(limits=limits, timeout=timeout, headers={"User-Agent": s.user_agent},
-                                 follow_redirects=False, trust_env=False)
+    def client_for(self, source: str) -> httpx.AsyncClient:
+        """One keep-alive HTTP client per source: its User-Agent, proxy and timeouts."""
+        if source not in self._clients:
+            s, policy = self.settings, self.settings.policy(source)
+            limits = httpx.Limits(max_connections=max(s.download_concurrency * 2, 10),
+                                  max_keepalive_connections=s.download_concurrency, keepalive_expiry=30)
+            timeout = httpx.Timeout(max(policy.timeout, s.download_timeout), connect=s.connect_timeout)
+            self._clients[source] = httpx.AsyncClient(
+                limits=limits, timeout=timeout, headers={"User-Agent": policy.user_agent},
+                follow_redirects=False, trust_env=False, proxy=policy.proxy_url)
+        return self._clients[source]
 
-    @cached_property
-    def downloader(self) -> Downloader:
-        return Downloader(self.http, URLGuard(self.settings.allow_private_hosts),
-                          max_bytes=self.settings.max_image_bytes, max_redirects=self.settings.max_redirects)
+    def downloader_for(self, source: str) -> Downloader:
+        """Image downloads go through the source's client (and proxy) too."""
+        if source not in self._downloaders:
+            self._downloaders[source] = Downloader(
+                self.client_for(source), URLGuard(self.settings.allow_private_hosts),
+                max_bytes=self.settings.max_image_bytes, max_redirects=self.settings.max_redirects)
+        return self._downloaders[source]
 
     @cached_property
     def standardizer(self) -> ImageStandardizer:
@@ -73,15 +82,15 @@ class WorkerContext:
         return ImageDeduplicator(self.redis, self.settings.dedup_threshold)
 
     def extractors(self, names: list[str]) -> list[ImageExtractor]:
-        missing = [n for n in names if n not in self._extractors]
-        if missing:
-            for name, extractor in zip(missing, build_extractors(missing, self.http, self.settings), strict=True):
-                self._extractors[name] = extractor
+        for name in names:
+            if name not in self._extractors:
+                limiter = SourceLimiter(self.redis, name, self.settings.policy(name).rate)
+                self._extractors[name] = build_extractor(name, self.client_for(name), self.settings, limiter)
         return [self._extractors[n] for n in names]
 
     def close(self) -> None:
-        if "http" in self.__dict__:
-            self.loop.run_until_complete(self.http.aclose())
+        for client in self._clients.values():
+            self.loop.run_until_complete(client.aclose())
         self.loop.close()
 
 

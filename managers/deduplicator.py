@@ -57,12 +57,16 @@ class ImageRecord:
     source: str
     source_url: str
     run_id: str = ""
+    source_pixels: int = 0
+    """Pixels of the original the processed image was made from: a larger copy replaces it."""
 
     @classmethod
     def from_redis(cls, data: dict[str, str]) -> ImageRecord:
-        names = {f.name: f.type for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        return cls(**{**values, "width": int(values["width"]), "height": int(values["height"])})
+        names = {f.name for f in fields(cls)}
+        values: dict[str, object] = {k: v for k, v in data.items() if k in names}
+        for name in ("width", "height", "source_pixels"):
+            values[name] = int(values.get(name) or 0)  # type: ignore[call-overload]
+        return cls(**values)  # type: ignore[arg-type]
 
 
 def band_values(phash: int, bands: int) -> list[int]:
@@ -74,6 +78,21 @@ def band_values(phash: int, bands: int) -> list[int]:
         out.append((phash >> start) & ((1 << width) - 1))
         start += width
     return out
+
+
+_UPGRADE = """
+-- Replace the kept copy's files by a larger copy's, if it is still the larger one. KEYS[1] record,
+-- KEYS[2] garbage set; ARGV: source_pixels, raw_key, processed_key, width, height. Returns old keys.
+local current = tonumber(redis.call('HGET', KEYS[1], 'source_pixels') or '0')
+if tonumber(ARGV[1]) <= current then return false end
+local old = redis.call('HMGET', KEYS[1], 'raw_key', 'processed_key')
+redis.call('HSET', KEYS[1], 'source_pixels', ARGV[1], 'raw_key', ARGV[2], 'processed_key', ARGV[3],
+           'width', ARGV[4], 'height', ARGV[5])
+for _, key in ipairs(old) do
+  if key and key ~= ARGV[2] and key ~= ARGV[3] then redis.call('SADD', KEYS[2], key) end
+end
+return old
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +109,7 @@ class ImageDeduplicator:
         self.threshold = threshold
         self.bands = threshold + 1
         self._claim = client.register_script(_CLAIM)
+        self._upgrade = client.register_script(_UPGRADE)
 
     def _band_keys(self, phash: int) -> list[str]:
         return [keys.phash_band(i, v) for i, v in enumerate(band_values(phash, self.bands))]
@@ -130,6 +150,38 @@ class ImageDeduplicator:
             return Match(record, 0)
         pairs = dict(zip(reply[1][::2], reply[1][1::2], strict=True))
         return Match(ImageRecord.from_redis(pairs), int(reply[0]))
+
+    def upgrade(self, kept: ImageRecord, larger: ImageRecord) -> list[str] | None:
+        """Point the kept image at ``larger``'s files if it came from a bigger original.
+
+        Returns the replaced keys (now garbage, also listed in the garbage set until deleted), or
+        None when the kept copy is already at least as large (another worker may have won).
+        """
+        reply = self._upgrade(keys=[keys.image(kept.sha256), keys.GARBAGE],
+                              args=[larger.source_pixels, larger.raw_key, larger.processed_key,
+                                    larger.width, larger.height])
+        if not reply:
+            return None
+        return [k for k in reply if k and k not in (larger.raw_key, larger.processed_key)]
+
+    def add_garbage(self, store_keys: list[str]) -> None:
+        if store_keys:
+            self.client.sadd(keys.GARBAGE, *store_keys)
+
+    def garbage(self, limit: int = 1000) -> list[str]:
+        """Store keys no index record points at any more, waiting to be deleted."""
+        return list(self.client.srandmember(keys.GARBAGE, limit) or [])
+
+    def forget_garbage(self, store_keys: list[str]) -> None:
+        if store_keys:
+            self.client.srem(keys.GARBAGE, *store_keys)
+
+    def current(self, cluster_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """(raw_key, processed_key) of each kept image now: manifest rows resolve through this."""
+        pipe = self.client.pipeline(transaction=False)
+        for sha in cluster_ids:
+            pipe.hmget(keys.image(sha), "raw_key", "processed_key")
+        return {sha: (r[0], r[1]) for sha, r in zip(cluster_ids, pipe.execute(), strict=True) if r[0]}
 
 
 __all__ = ["ImageDeduplicator", "ImageRecord", "Match", "band_values", "int_to_hex"]

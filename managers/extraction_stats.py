@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 SOURCE_FIELDS = ("properties_processed", "properties_failed", "images_found", "images_downloaded",
-                 "images_failed", "duplicates_detected", "images_stored")
-RUN_FIELDS = ("total_images", "unique_images", "duplicate_images", "failed_downloads", "images_stored")
+                 "images_failed", "duplicates_detected", "images_stored", "copies_upgraded")
+RUN_FIELDS = ("total_images", "unique_images", "duplicate_images", "failed_downloads", "images_stored",
+              "copies_upgraded")
 
 
 @dataclass
@@ -28,6 +29,7 @@ class SourceStats:
     images_failed: int = 0
     duplicates_detected: int = 0
     images_stored: int = 0
+    copies_upgraded: int = 0
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -61,6 +63,11 @@ class StatsTracker:
         self._add(source, "duplicates_detected")
         self.counters["run.duplicate_images"] += 1
 
+    def record_upgrade(self, source: str) -> None:
+        """A larger copy from ``source`` replaced a kept photo's files."""
+        self._add(source, "copies_upgraded")
+        self.counters["run.copies_upgraded"] += 1
+
     def record_image_failed(self, source: str, kind: str) -> None:
         self._add(source, "images_failed")
         self.counters["run.failed_downloads"] += 1
@@ -84,6 +91,7 @@ class ExtractionResult:
     duplicate_images: int = 0
     failed_downloads: int = 0
     images_stored: int = 0
+    copies_upgraded: int = 0
     by_source: dict[str, SourceStats] = field(default_factory=dict)
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -94,6 +102,12 @@ class ExtractionResult:
         if not self.start_time or not self.end_time:
             return 0.0
         return (self.end_time - self.start_time).total_seconds()
+
+    @property
+    def blocked_sources(self) -> dict[str, int]:
+        """Sources whose bot wall refused us, with how many properties: never to be read as '0 photos'."""
+        return {name: s.failures["source_blocked"] for name, s in sorted(self.by_source.items())
+                if s.failures.get("source_blocked")}
 
     @property
     def success_rate(self) -> float:
@@ -128,7 +142,9 @@ class ExtractionResult:
             "duplicate_images": self.duplicate_images,
             "failed_downloads": self.failed_downloads,
             "images_stored": self.images_stored,
+            "copies_upgraded": self.copies_upgraded,
             "bad_rows": self.bad_rows,
+            "blocked_sources": self.blocked_sources,
             "by_source": {
                 name: {f: getattr(stats, f) for f in SOURCE_FIELDS} | {"failures": dict(stats.failures)}
                 for name, stats in sorted(self.by_source.items())

@@ -40,5 +40,8 @@ def bucket_waits() -> str:
     return f"{PREFIX}:bucket_waits"
 
 
+GARBAGE = f"{PREFIX}:garbage"
+"""Set of store keys replaced by a larger copy, deleted by the pipeline or a later window callback."""
+
 RUNS = f"{PREFIX}:runs"
 """Sorted set of run ids by submission time."""

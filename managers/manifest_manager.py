@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import redis
@@ -66,10 +66,30 @@ class ManifestManager:
         for _, raw in self.client.hscan_iter(self.failures_key, count=1000):
             yield json.loads(raw)
 
-    def entries(self) -> Iterator[ManifestEntry]:
-        """All rows, streamed with HSCAN (a million rows never sit in memory at once)."""
+    def entries(self, *, resolve: bool = True) -> Iterator[ManifestEntry]:
+        """All rows, streamed with HSCAN (a million rows never sit in memory at once).
+
+        With ``resolve`` each row's file keys are read from the kept image's index record, so rows
+        written before a larger copy replaced the files point at the files that exist now.
+        """
+        batch: list[ManifestEntry] = []
         for _, raw in self.client.hscan_iter(self.key, count=1000):
-            yield ManifestEntry.from_dict(json.loads(raw))
+            batch.append(ManifestEntry.from_dict(json.loads(raw)))
+            if len(batch) >= 500:
+                yield from self._resolved(batch) if resolve else batch
+                batch = []
+        yield from self._resolved(batch) if resolve else batch
+
+    def _resolved(self, batch: list[ManifestEntry]) -> list[ManifestEntry]:
+        pipe = self.client.pipeline(transaction=False)
+        for entry in batch:
+            pipe.hmget(keys.image(entry.duplicate_of or entry.sha256), "raw_key", "processed_key")
+        out = []
+        for entry, (raw_key, processed_key) in zip(batch, pipe.execute(), strict=True):
+            if raw_key and processed_key:
+                entry = replace(entry, raw_key=raw_key, processed_key=processed_key)
+            out.append(entry)
+        return out
 
     def count(self) -> int:
         return int(self.client.hlen(self.key))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import redis
 from celery import Task, chord
 from celery.result import denied_join_result
 
@@ -17,6 +18,7 @@ from celery_app import app
 from homeshots.redis_client import connect
 from homeshots.settings import get_settings
 from homeshots.store import open_store
+from managers.deduplicator import ImageDeduplicator
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
 from tasks.property import extract_property
@@ -61,6 +63,7 @@ def finish_window(self: Task, results: list[dict[str, Any]] | None, run_id: str,
         # A window of an earlier submission (e.g. left in the queue by a killed CLI): its stats
         # count, but the current submission owns chaining and finalizing.
         return {"run_id": run_id, "window": index, "stale": True, "merged": merged}
+    collect_garbage(client)
     if runs.mark_window_done(generation, index):
         follow = runs.claim_next_window(generation)
         if follow is not None:
@@ -68,6 +71,18 @@ def finish_window(self: Task, results: list[dict[str, Any]] | None, run_id: str,
         if runs.all_windows_done(generation):
             finalize_run(runs, generation)
     return {"run_id": run_id, "window": index, "properties": len(property_ids), "merged": merged}
+
+
+def collect_garbage(client: redis.Redis) -> int:
+    """Delete files a larger copy replaced whose worker died before deleting them."""
+    dedup = ImageDeduplicator(client, get_settings().dedup_threshold)
+    leftovers = dedup.garbage()
+    if leftovers:
+        store = open_store(get_settings())
+        for key in leftovers:
+            store.delete(key)
+        dedup.forget_garbage(leftovers)
+    return len(leftovers)
 
 
 def finalize_run(runs: RunManager, generation: int) -> dict[str, Any] | None:

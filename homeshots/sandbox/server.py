@@ -91,6 +91,8 @@ class SandboxServer:
         self.latency, self.page_size = latency, max(1, page_size)
         self.host, self.port = host, port
         self.request_log: list[tuple[str, str]] = []
+        self.request_times: list[float] = []
+        """``time.monotonic()`` of each request in ``request_log``, for rate assertions."""
         self._sizes = {name: image_size(data) for name, data in self.photos.items()}
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
@@ -182,6 +184,7 @@ class SandboxServer:
     def _log(self, method: str, path: str) -> None:
         with self._lock:
             self.request_log.append((method, path))
+            self.request_times.append(time.monotonic())
 
     # --- dispatch ------------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:

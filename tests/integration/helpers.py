@@ -33,7 +33,7 @@ def make_catalog(n: int, photos_each: int = 3, *, seed: int = 0) -> tuple[list[L
             photos[name] = generate_photo(seed + i * 100 + j, orientation=6 if j == 1 else None)
             names.append(name)
         listings.append(Listing(f"T{i}", f"{i} Test St", "Phoenix", "85001", names))
-    if n >= 3:
+    if n >= 3 and photos_each >= 2:
         photos["T2_same.jpg"] = photos["T1_0.jpg"]
         photos["T3_near.jpg"] = near_copy(photos["T1_1.jpg"])
         listings[1].photos.append("T2_same.jpg")
@@ -54,6 +54,8 @@ def write_csv(path: Path, listings: list[Listing], extra_rows: list[dict[str, st
 
 
 def sandbox_for(listings: list[Listing], photos: dict[str, bytes], **kwargs: object) -> SandboxServer:
+    """A sandbox serving only the MLS unless ``services`` says otherwise (keeps counts simple)."""
+    kwargs.setdefault("services", ["mls"])
     return SandboxServer(listings, photos, **kwargs)  # type: ignore[arg-type]
 
 

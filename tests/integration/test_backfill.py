@@ -103,7 +103,7 @@ def test_failed_property_is_reported_then_retried_on_resume(tmp_path, cluster_fa
         assert report["result"]["properties_failed"] == 1
         assert report["result"]["properties_completed"] == 2
         [(pid, reason)] = report["failed_properties"].items()
-        assert reason["source"] == "mls" and reason["kind"] == "retryable"
+        assert reason["source"] == "mls" and reason["kind"] == "server_error"
         assert "503" in reason["message"] and pid in reason["message"]
 
         second = cluster.cli("backfill", str(props), "--run-id", "flaky")

@@ -18,24 +18,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_csv_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOMESHOTS_SOURCES", " mls, ")
+    monkeypatch.setenv("HOMESHOTS_SOURCES", " zillow, mls, ")
     monkeypatch.setenv("HOMESHOTS_ALLOW_PRIVATE_HOSTS", "minio, 10.0.0.0/8 ,127.0.0.1")
     monkeypatch.setenv("HOMESHOTS_WINDOW_SIZE", "50")
     s = Settings()
-    assert s.sources == ["mls"]
+    assert s.sources == ["zillow", "mls"]
     assert s.allow_private_hosts == ["minio", "10.0.0.0/8", "127.0.0.1"]
     assert s.window_size == 50
 
 
 def test_defaults() -> None:
     s = Settings()
-    assert s.sources == ["mls"]
+    assert s.sources == ["mls", "maricopa", "zillow", "redfin"]
     assert s.allow_private_hosts == []
 
 
 def test_unknown_source_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOMESHOTS_SOURCES", "mls,zillow")
-    with pytest.raises(ValidationError, match="zillow"):
+    monkeypatch.setenv("HOMESHOTS_SOURCES", "mls,trulia")
+    with pytest.raises(ValidationError, match="trulia"):
         Settings()
 
 
@@ -52,3 +52,14 @@ def test_broker_falls_back_to_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().effective_broker_url == "redis://r:6379/0"
     monkeypatch.setenv("HOMESHOTS_BROKER_URL", "amqp://guest@mq//")
     assert Settings().effective_broker_url == "amqp://guest@mq//"
+
+
+def test_policy_per_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMESHOTS_ZILLOW_PROXY_URL", "http://proxy.internal:3128")
+    monkeypatch.setenv("HOMESHOTS_ZILLOW_RATE", "0.25")
+    monkeypatch.setenv("HOMESHOTS_REDFIN_USER_AGENT", "Mozilla/5.0 test")
+    s = Settings()
+    assert s.policy("zillow").proxy_url == "http://proxy.internal:3128"
+    assert s.policy("zillow").rate == 0.25
+    assert s.policy("redfin").user_agent == "Mozilla/5.0 test"
+    assert s.policy("mls").proxy_url is None and s.policy("mls").user_agent == s.user_agent
