@@ -266,23 +266,19 @@ class MaricopaAssessorExtractor(ImageExtractor):
     async def _sketches(self, apn: str, prop: Property, token: str) -> list[ImageRef]:
         url = f"{self._base}/parcel/{apn}/sketches/"
         refs: dict[int, ImageRef] = {}
+        total = 0
         for page in range(1, MAX_SKETCH_REQUESTS + 1):
             response = await self._get(url, prop, token, None if page == 1 else {"page": str(page)})
-            if response is None:
-                if page > 1:
-                    log.warning("maricopa: property %s: sketch page %d of %s vanished", prop.property_id, page, apn)
+            if response is None:  # no sketches at all, or a later answer vanished: keep what we have
                 break
             got, total = parse_sketches(self._json(response), apn=apn)
             new = [ref for ref in got if ref.order not in refs]
             refs.update((ref.order, ref) for ref in new)
-            if len(refs) >= total:
+            if len(refs) >= total or not new:
                 break
-            if not new:  # the answer claims more pages than it hands out: keep what we have
-                log.warning("maricopa: property %s: %s has TotalPages %d but answer %d added none; kept %d",
-                            prop.property_id, apn, total, page, len(refs))
-                break
-        else:
-            log.warning("maricopa: property %s: stopped after %d sketch requests", prop.property_id, page)
+        if len(refs) < total:  # the assessor counts more pages than it hands out; what it sent is still good
+            log.warning("maricopa: property %s: parcel %s has %d sketch pages; got %d", prop.property_id, apn,
+                        total, len(refs))
         return [refs[k] for k in sorted(refs)]
 
     async def _get(self, url: str, prop: Property, token: str,

@@ -107,11 +107,6 @@ def has_home(html: str) -> bool:
     return data is not None and _client_cache(data)[0] is not None
 
 
-def _short(key: str) -> str:
-    """A cache key without its (long) variables: ``ForSaleShopperPlatformFullRenderQuery``."""
-    return key.split("{", 1)[0] or key[:40]
-
-
 def _property(cache: dict[str, Any]) -> dict[str, Any]:
     """The first cached property that has a gallery (a ``VariantQuery`` entry may hold only ids)."""
     found: list[dict[str, Any]] = []
@@ -120,7 +115,7 @@ def _property(cache: dict[str, Any]) -> dict[str, Any]:
             continue
         prop = entry["property"]
         if not isinstance(prop, dict):
-            raise _fail(f"gdpClientCache[{_short(key)}].property is not an object")
+            raise _fail(f"gdpClientCache[{key.split('{', 1)[0]}].property is not an object")  # key sans variables
         if any(prop.get(name) is not None for name in PHOTO_LISTS):
             return prop
         found.append(prop)
@@ -195,12 +190,9 @@ def _photo(item: object, where: str) -> tuple[str, int | None, str | None] | Non
         if url is None:
             return None
         best = (url, None)
-    ident, caption = item.get("id"), item.get("caption")
-    if isinstance(ident, str | int) and not isinstance(ident, bool) and str(ident).strip():
-        key: str | None = str(ident).strip()
-    else:
-        key = caption.strip() if isinstance(caption, str) and caption.strip() else None
-    return best[0], best[1], key
+    ids = [str(v).strip() for v in (item.get("id"), item.get("caption"))
+           if isinstance(v, str | int) and not isinstance(v, bool)]
+    return best[0], best[1], next((v for v in ids if v), None)
 
 
 def parse_home_page(html: str, *, property_id: str) -> list[ImageRef]:
@@ -239,8 +231,10 @@ def parse_home_page(html: str, *, property_id: str) -> list[ImageRef]:
 
 
 def _origin(url: str) -> tuple[str, int | None]:
+    """(host, port) with the scheme's default port; no port at all for a scheme other than http(s)."""
     parts = urlsplit(url)
-    return (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.hostname or "").lower(), default and (parts.port or default)
 
 
 class ZillowExtractor(ImageExtractor):
@@ -279,7 +273,9 @@ class ZillowExtractor(ImageExtractor):
             raise self._error(prop, f"HTTP {response.status_code} without Location from {redact_url(url)}",
                               kind="redirect")
         target = urljoin(url, location)
-        if urlsplit(target).scheme not in ("http", "https") or _origin(target) != _origin(self._s.zillow_base_url):
+        (host, port), (home, home_port) = _origin(target), _origin(self._s.zillow_base_url)
+        upgrade = target.startswith("https:") and port == 443  # http -> https on the same host is fine
+        if host != home or (port != home_port and not upgrade):
             raise self._error(prop, f"redirected off Zillow to {redact_url(target)}", kind="redirect")
         return target
 
@@ -288,9 +284,10 @@ class ZillowExtractor(ImageExtractor):
         if status in (404, 410):
             return []
         text = response.text
-        if status == 403 or is_block_page(text):
-            raise self._error(prop, f"blocked by Zillow's bot wall (PerimeterX, {where}); lower HOMESHOTS_ZILLOW_RATE "
-                                    "or route through HOMESHOTS_ZILLOW_PROXY_URL", kind="blocked")
+        wall = is_block_page(text)
+        if status == 403 or wall:
+            raise self._error(prop, f"blocked by Zillow's bot wall ({'PerimeterX page, ' if wall else ''}{where}); "
+                                    "lower HOMESHOTS_ZILLOW_RATE or use HOMESHOTS_ZILLOW_PROXY_URL", kind="blocked")
         if not 200 <= status < 300:
             raise self._error(prop, where)
         try:

@@ -58,6 +58,7 @@ def default_sandbox(photo_dir: Path | None) -> SandboxServer:
     listings[10].photos.append("PHX1011_missing.jpg")  # listed but never served: a failed download
     listings[7].blocked = frozenset({"zillow"})  # Zillow's bot wall for this one: reported as blocked
     listings[8].sources = ALL_SOURCES - {"redfin"}  # not on Redfin: no listing, not a failure
+    listings[5].mls_scale = 0.5  # an old MLS feed: Zillow's and Redfin's copies are larger and replace it
     return SandboxServer(listings, photos)
 
 

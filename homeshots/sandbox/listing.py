@@ -26,6 +26,9 @@ class Listing:
     redfin_id: str | None = None
     sketches: int = 1
     sources: frozenset[str] = field(default_factory=lambda: ALL_SOURCES)
+    mls_scale: float = 1.0
+    """Below 1 the MLS serves smaller copies than the portals (an old feed): a later source's larger
+    copy must then replace the stored one."""
     blocked: frozenset[str] = frozenset()
     """Sources that answer this property with their bot wall (PerimeterX page, 403 challenge)."""
 

@@ -87,15 +87,18 @@ class ResoService:
             "StateOrProvince": "AZ", "StandardStatus": "Active", "ModificationTimestamp": STAMP,
         }
         if expand:
-            doc["Media"] = [
-                {"MediaKey": f"{listing.listing_key}-M{i}", "MediaURL": self.server.photo_url(name), "Order": i,
-                 "MediaCategory": "Photo", "MediaType": "image/jpeg",
-                 "ImageWidth": (self.server.photo_size(name) or (None, None))[0],
-                 "ImageHeight": (self.server.photo_size(name) or (None, None))[1],
-                 "MediaModificationTimestamp": STAMP, "ResourceRecordKey": listing.listing_key}
-                for i, name in enumerate(listing.photos, start=1)
-            ]
+            doc["Media"] = [self._media(listing, i, name) for i, name in enumerate(listing.photos, start=1)]
         return doc
+
+    def _media(self, listing: Listing, order: int, name: str) -> dict[str, Any]:
+        width, height = self.server.photo_size(name) or (None, None)
+        url = self.server.photo_url(name)
+        if listing.mls_scale < 1 and width and height:
+            width, height = round(width * listing.mls_scale), round(height * listing.mls_scale)
+            url = self.server.variant_url("mls", name, width, "jpg")
+        return {"MediaKey": f"{listing.listing_key}-M{order}", "MediaURL": url, "Order": order,
+                "MediaCategory": "Photo", "MediaType": "image/jpeg", "ImageWidth": width, "ImageHeight": height,
+                "MediaModificationTimestamp": STAMP, "ResourceRecordKey": listing.listing_key}
 
 
 def _basic(request: Request) -> tuple[str, str] | None:

@@ -159,8 +159,9 @@ class SandboxServer:
     def env(self) -> dict[str, str]:
         """The ``HOMESHOTS_*`` variables that point homeshots at this sandbox (all its sources)."""
         env = {"HOMESHOTS_ALLOW_PRIVATE_HOSTS": self.host, "HOMESHOTS_SOURCES": ",".join(self.services)}
-        for service in self.services.values():
+        for name, service in self.services.items():
             env |= service.env()
+            env[f"HOMESHOTS_{name.upper()}_RATE"] = "50"  # a local fake needs no politeness
         return env
 
     def listings_for(self, source: str) -> list[Listing]:
@@ -228,14 +229,13 @@ class SandboxServer:
 
 
 def _build_services(server: SandboxServer, names: list[str] | None) -> dict[str, Service]:
-    from homeshots.sandbox import reso
+    from homeshots.sandbox import maricopa, redfin, reso, zillow
 
-    factories: dict[str, Callable[[SandboxServer], Service]] = {"mls": reso.ResoService}
-    for name, module in (("maricopa", "maricopa"), ("zillow", "zillow"), ("redfin", "redfin")):
-        try:
-            factories[name] = __import__(f"homeshots.sandbox.{module}", fromlist=["Service"]).SERVICE
-        except ImportError:
-            continue
+    factories: dict[str, Callable[[SandboxServer], Service]] = {
+        "mls": reso.ResoService, "maricopa": maricopa.SERVICE, "zillow": zillow.SERVICE, "redfin": redfin.SERVICE}
+    unknown = set(names or []) - set(factories)
+    if unknown:
+        raise ValueError(f"unknown sandbox services {sorted(unknown)}; known: {sorted(factories)}")
     return {name: factory(server) for name, factory in factories.items() if names is None or name in names}
 
 

@@ -60,3 +60,20 @@ def test_merge_counts_a_property_once_and_replaces_a_retried_attempt(redis_serve
     counters = runs.counters()
     assert counters["run.total_images"] == 6 and counters["src.mls.images_found"] == 4
     assert counters["run.failed_downloads"] == 1
+
+
+def test_upgrade_switches_to_the_larger_copy_only(redis_server):
+    from dataclasses import replace
+
+    dedup = ImageDeduplicator(connect(redis_server.url), threshold=8)
+    small = replace(_record("a" * 64, 12345), source_pixels=1280 * 853)
+    dedup.claim(small)
+    larger = replace(_record("b" * 64, 12345 ^ 3, pid="p2"), source_pixels=2048 * 1365)
+    replaced = dedup.upgrade(small, larger)
+    assert replaced == [small.raw_key, small.processed_key]
+    assert sorted(dedup.garbage()) == sorted(replaced)
+    assert dedup.current(["a" * 64]) == {"a" * 64: (larger.raw_key, larger.processed_key)}
+    middle = replace(_record("c" * 64, 12345 ^ 5, pid="p3"), source_pixels=1536 * 1024)
+    assert dedup.upgrade(small, middle) is None, "a smaller copy never replaces a larger one"
+    dedup.forget_garbage(replaced)
+    assert dedup.garbage() == []
