@@ -125,17 +125,26 @@ def status(run_id: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("run_id")
-def manifest(run_id: str) -> None:
-    """Write RUN_ID's manifest (one JSON object per stored image row) to stdout."""
+@click.option("--failures", is_flag=True, help="Write the manifest of failures (properties and images) instead.")
+def manifest(run_id: str, failures: bool) -> None:
+    """Write RUN_ID's manifest (one JSON object per image row) to stdout."""
     from homeshots.session import open_session
     from managers.manifest_manager import ManifestManager
     from managers.run_manager import RunManager
+    from managers.state_manager import StateManager
 
     with open_session(workers=False) as session:
         if not RunManager(session.client, run_id).exists():
             raise click.ClickException(f"no run {run_id!r} in this Redis")
-        for entry in ManifestManager(session.client, run_id).entries():
-            click.echo(json.dumps(entry.to_dict(), sort_keys=True))
+        rows = ManifestManager(session.client, run_id)
+        if not failures:
+            for entry in rows.entries():
+                click.echo(json.dumps(entry.to_dict(), sort_keys=True))
+            return
+        for pid, reason in StateManager(session.client, run_id).failures():
+            click.echo(json.dumps({"property_id": pid, "scope": "property"} | reason, sort_keys=True))
+        for row in rows.failures():
+            click.echo(json.dumps({"scope": "image"} | row, sort_keys=True))
 
 
 def _default_photo_dir() -> Path | None:

@@ -32,7 +32,7 @@ class PropertyOutcome:
     property_id: str
     status: str
     counters: dict[str, int]
-    reason: dict[str, str] | None = None
+    reason: dict[str, Any] | None = None
 
     def to_result(self) -> dict[str, Any]:
         return {"property_id": self.property_id, "status": self.status, "counters": self.counters,
@@ -43,7 +43,7 @@ class PropertyOutcome:
 class _Collected:
     entries: list[ManifestEntry] = field(default_factory=list)
     image_failures: list[tuple[ImageRef, str, str, bool]] = field(default_factory=list)
-    reason: dict[str, str] | None = None
+    reason: dict[str, Any] | None = None
 
 
 class PropertyPipeline:
@@ -62,14 +62,15 @@ class PropertyPipeline:
                 refs = await extractor.extract(prop)
             except SourceError as exc:
                 tracker.record_source_result(extractor.name, ok=False, failure_kind=exc.kind)
-                out.reason = out.reason or {"source": extractor.name, "kind": exc.kind, "message": str(exc)}
+                out.reason = out.reason or {"source": extractor.name, "kind": exc.kind, "message": str(exc),
+                                            "retryable": exc.retryable}
                 continue
             tracker.record_images_found(extractor.name, len(refs))
             retryable = await asyncio.gather(*(self._image(prop, ref, tracker, out) for ref in refs))
             tracker.record_source_result(extractor.name, ok=not any(retryable))
             if any(retryable) and out.reason is None:
                 failed = next(f for f in out.image_failures if f[3])
-                out.reason = {"source": extractor.name, "kind": failed[1],
+                out.reason = {"source": extractor.name, "kind": failed[1], "retryable": True,
                               "message": f"image download failed, will retry on resume: {failed[2]}"}
         outcome = PropertyOutcome(prop.property_id, "failed" if out.reason else "completed",
                                   tracker.to_counters(), out.reason)
@@ -154,8 +155,8 @@ class PropertyPipeline:
         pipe = redis.pipeline(transaction=True)
         for entry in out.entries:
             manifest.add(pipe, entry)
-        for ref, kind, message, _ in out.image_failures:
-            manifest.add_failure(pipe, prop.property_id, ref.source, ref.source_url, kind, message)
+        for ref, kind, message, retryable in out.image_failures:
+            manifest.add_failure(pipe, prop.property_id, ref.source, ref.source_url, kind, message, retryable)
         state = StateManager(redis, self.run_id)
         if out.reason:
             state.mark_failed(pipe, prop.property_id, out.reason)

@@ -56,13 +56,13 @@ class ManifestManager:
         pipe.hset(self.key, entry.row_key, json.dumps(entry.to_dict(), sort_keys=True))
 
     def add_failure(self, pipe: redis.client.Pipeline, property_id: str, source: str, source_url: str,
-                    kind: str, message: str) -> None:
+                    kind: str, message: str, retryable: bool) -> None:
         """An image that could not be stored, with why (the manifest of failures)."""
         row = {"property_id": property_id, "source": source, "source_url": source_url,
-               "kind": kind, "message": message}
+               "kind": kind, "message": message, "retryable": retryable}
         pipe.hset(self.failures_key, f"{property_id}|{source}|{source_url}", json.dumps(row, sort_keys=True))
 
-    def failures(self) -> Iterator[dict[str, str]]:
+    def failures(self) -> Iterator[dict[str, Any]]:
         for _, raw in self.client.hscan_iter(self.failures_key, count=1000):
             yield json.loads(raw)
 

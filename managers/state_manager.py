@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -59,7 +60,7 @@ class StateManager:
         pipe.hdel(self.failed_key, property_id)
         pipe.set(self.updated_key, _now())
 
-    def mark_failed(self, pipe: redis.client.Pipeline, property_id: str, reason: dict[str, str]) -> None:
+    def mark_failed(self, pipe: redis.client.Pipeline, property_id: str, reason: dict[str, Any]) -> None:
         pipe.hset(self.failed_key, property_id, json.dumps(reason, sort_keys=True))
         pipe.srem(self.completed_key, property_id)
         pipe.set(self.updated_key, _now())
@@ -72,7 +73,7 @@ class StateManager:
         completed, failed, updated = pipe.execute()
         return ExtractionState(int(completed), int(failed), updated)
 
-    def failures(self) -> Iterator[tuple[str, dict[str, str]]]:
+    def failures(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for pid, reason in self.client.hscan_iter(self.failed_key, count=500):
             yield pid, json.loads(reason)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PIL import Image
@@ -126,6 +127,10 @@ def test_loopback_image_urls_are_refused_unless_allowed(tmp_path, cluster_factor
     result = status_json(cluster, "ssrf")["result"]
     assert result["failed_downloads"] == 3 and result["unique_images"] == 0
     assert result["by_source"]["mls"]["failures"] == {"image_unsafe_url": 3}
+    failures = cluster.cli("manifest", "ssrf", "--failures")
+    rows = [json.loads(line) for line in failures.stdout.splitlines()]
+    assert len(rows) == 3 and all(r["kind"] == "unsafe_url" and r["retryable"] is False for r in rows)
+    assert all("HOMESHOTS_ALLOW_PRIVATE_HOSTS" in r["message"] for r in rows)
     assert not _processed_files(cluster.store_dir)
 
 
@@ -160,6 +165,11 @@ def test_image_server_errors_fail_the_property_until_a_resume_succeeds(tmp_path,
         [reason] = report["failed_properties"].values()
         assert reason["kind"] == "server_error" and "T1_2.jpg" in reason["message"]
         assert report["result"]["by_source"]["mls"]["failures"] == {"image_server_error": 1}
+        failures = cluster.cli("manifest", "img503", "--failures")
+        rows = [json.loads(line) for line in failures.stdout.splitlines()]
+        assert {(r["scope"], r["kind"], r["retryable"]) for r in rows} == {
+            ("property", "server_error", True), ("image", "server_error", True)}
+        assert any(r["source_url"].endswith("/T1_2.jpg") for r in rows if r["scope"] == "image")
 
         second = cluster.cli("backfill", str(props), "--run-id", "img503")
         assert second.returncode == 0, second.stderr
