@@ -108,7 +108,7 @@ class PropertyPipeline:
                            processed_key=image_key("processed", std.pixel_sha256, std.format),
                            width=std.width, height=std.height, property_id=prop.property_id,
                            source=ref.source, source_url=ref.source_url, run_id=self.run_id,
-                           source_pixels=std.source_width * std.source_height)
+                           source_pixels=std.source_width * std.source_height, dhash=int_to_hex(std.dhash))
         record = self.ctx.deduplicator.claim(mine).record
         is_mine = record.sha256 == mine.sha256 and (record.property_id, record.source, record.source_url) == (
             prop.property_id, ref.source, ref.source_url)

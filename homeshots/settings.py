@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     png_compress_level: int = Field(1, ge=0, le=9)
     jpeg_quality: int = Field(90, ge=1, le=100)
     dedup_threshold: int = Field(8, ge=0, le=32)
+    dedup_dhash_threshold: int = Field(12, ge=0, le=64)
+    """A pHash match is merged only if the dHash distance is within this too (guards false merges)."""
     max_image_pixels: int = Field(100_000_000, ge=1)
 
     # --- downloads ------------------------------------------------------------------------------

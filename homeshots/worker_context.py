@@ -79,7 +79,7 @@ class WorkerContext:
 
     @cached_property
     def deduplicator(self) -> ImageDeduplicator:
-        return ImageDeduplicator(self.redis, self.settings.dedup_threshold)
+        return ImageDeduplicator(self.redis, self.settings.dedup_threshold, self.settings.dedup_dhash_threshold)
 
     def extractors(self, names: list[str]) -> list[ImageExtractor]:
         for name in names:

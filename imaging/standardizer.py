@@ -31,6 +31,8 @@ class StandardizedImage:
     format: str
     pixel_sha256: str
     phash: int
+    dhash: int
+    """64-bit difference hash: an independent second opinion before two photos are merged."""
     source_width: int
     source_height: int
 
@@ -157,6 +159,7 @@ class ImageStandardizer:
             format=self.output_format,
             pixel_sha256=pixel_sha256(im),
             phash=phash_to_int(imagehash.phash(im, hash_size=8)),
+            dhash=phash_to_int(imagehash.dhash(im, hash_size=8)),
             source_width=source_size[0],
             source_height=source_size[1],
         )

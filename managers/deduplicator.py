@@ -1,23 +1,32 @@
-"""Corpus-wide hash index: exact copies by pixel sha256, near copies by pHash within a threshold.
+"""Corpus-wide hash index: exact copies by pixel sha256, near copies by pHash, confirmed by dHash.
 
-Near lookup splits the 64-bit pHash into ``threshold + 1`` bands: two hashes within the
-threshold agree exactly on at least one band (pigeonhole), so probing one Redis set per band
-finds every candidate without scanning the corpus. Band members carry their pHash, so the
-distance check needs no second round trip.
+Near lookup is multi-index hashing (Norouzi et al.): the 64-bit pHash is cut into ``m`` bands and
+every stored hash is filed under its value in each band. Two hashes within ``t`` bits agree within
+``floor(t / m)`` bits on at least one band (pigeonhole), so probing each band's values within that
+radius finds every stored hash within ``t`` exactly, never scanning the corpus. With ``m`` chosen so
+the radius is at most 2 (3 bands of 21-22 bits for the default ``t = 8``), a lookup costs a fixed
+~700 set probes whose buckets stay nearly empty up to millions of images.
+
+Perceptual hashes of different rooms collide more than random bits would, so a pHash match is
+merged only if the images' dHash (an independent gradient hash) is close too. Only kept images are
+indexed, so merges never chain: a copy of a copy is compared with the kept original.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
+from math import ceil
 
 import redis
 
-from imaging.hashing import hamming, hex_to_int, int_to_hex
+from imaging.hashing import hamming, hex_to_int
 from managers import keys
 
 _CLAIM = """
--- Atomic lookup-or-register, so two workers with copies of one photo never both keep theirs.
--- KEYS[1] image record, KEYS[2..] band sets; ARGV: member, threshold, image key prefix, fields...
+-- Atomic lookup (and, when ARGV[1] == '1', register). KEYS[1]: the image record.
+-- ARGV: register, member (phash hex .. sha), threshold, dhash hex, dhash threshold, radius, nbands,
+--       then per band: value, width; then the record's field/value pairs.
 local existing = redis.call('HGETALL', KEYS[1])
 if #existing > 0 then return {0, existing} end
 local function popcount(x)
@@ -25,60 +34,48 @@ local function popcount(x)
   while x ~= 0 do x = bit.band(x, x - 1); c = c + 1 end
   return c
 end
-local hi = tonumber(string.sub(ARGV[1], 1, 8), 16)
-local lo = tonumber(string.sub(ARGV[1], 9, 16), 16)
-local threshold = tonumber(ARGV[2])
-local best, best_d = nil, 65
-for i = 2, #KEYS do
-  for _, m in ipairs(redis.call('SMEMBERS', KEYS[i])) do
-    local d = popcount(bit.bxor(hi, tonumber(string.sub(m, 1, 8), 16)))
-            + popcount(bit.bxor(lo, tonumber(string.sub(m, 9, 16), 16)))
-    if d <= threshold and (d < best_d or (d == best_d and m < best)) then best, best_d = m, d end
+local function distance(a, b)
+  return popcount(bit.bxor(tonumber(string.sub(a, 1, 8), 16), tonumber(string.sub(b, 1, 8), 16)))
+       + popcount(bit.bxor(tonumber(string.sub(a, 9, 16), 16), tonumber(string.sub(b, 9, 16), 16)))
+end
+local member, threshold = ARGV[2], tonumber(ARGV[3])
+local dhash, dthreshold = ARGV[4], tonumber(ARGV[5])
+local radius, nbands = tonumber(ARGV[6]), tonumber(ARGV[7])
+local img_prefix, band_prefix = KEYS[2], KEYS[3]
+local best, best_d, seen, band_keys = nil, 65, {}, {}
+local function probe(key)
+  for _, m in ipairs(redis.call('SMEMBERS', key)) do
+    if not seen[m] then
+      seen[m] = true
+      local d = distance(member, m)
+      if d <= threshold and (d < best_d or (d == best_d and m < best)) then
+        local other = redis.call('HGET', img_prefix .. string.sub(m, 17), 'dhash')
+        if other and distance(dhash, other) <= dthreshold then best, best_d = m, d end
+      end
+    end
   end
 end
-if best then return {best_d, redis.call('HGETALL', ARGV[3] .. string.sub(best, 17))} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-for i = 2, #KEYS do redis.call('SADD', KEYS[i], ARGV[1]) end
+for b = 0, nbands - 1 do
+  local value, width = tonumber(ARGV[8 + 2 * b]), tonumber(ARGV[9 + 2 * b])
+  local prefix = band_prefix .. b .. ':'
+  band_keys[#band_keys + 1] = prefix .. bit.tohex(value, 8)
+  probe(prefix .. bit.tohex(value, 8))
+  if radius >= 1 then
+    for i = 0, width - 1 do
+      local v1 = bit.bxor(value, bit.lshift(1, i))
+      probe(prefix .. bit.tohex(v1, 8))
+      if radius >= 2 then
+        for j = i + 1, width - 1 do probe(prefix .. bit.tohex(bit.bxor(v1, bit.lshift(1, j)), 8)) end
+      end
+    end
+  end
+end
+if best then return {best_d, redis.call('HGETALL', img_prefix .. string.sub(best, 17))} end
+if ARGV[1] ~= '1' then return {-2} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 8 + 2 * nbands))
+for _, key in ipairs(band_keys) do redis.call('SADD', key, member) end
 return {-1}
 """
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRecord:
-    """The first stored copy of an image and where it came from."""
-
-    sha256: str
-    phash: str
-    raw_key: str
-    processed_key: str
-    width: int
-    height: int
-    property_id: str
-    source: str
-    source_url: str
-    run_id: str = ""
-    source_pixels: int = 0
-    """Pixels of the original the processed image was made from: a larger copy replaces it."""
-
-    @classmethod
-    def from_redis(cls, data: dict[str, str]) -> ImageRecord:
-        names = {f.name for f in fields(cls)}
-        values: dict[str, object] = {k: v for k, v in data.items() if k in names}
-        for name in ("width", "height", "source_pixels"):
-            values[name] = int(values.get(name) or 0)  # type: ignore[call-overload]
-        return cls(**values)  # type: ignore[arg-type]
-
-
-def band_values(phash: int, bands: int) -> list[int]:
-    """Split 64 bits into ``bands`` contiguous slices (sizes differ by at most one bit)."""
-    bands = max(1, min(bands, 64))
-    out, start = [], 0
-    for i in range(bands):
-        width = 64 // bands + (1 if i < 64 % bands else 0)
-        out.append((phash >> start) & ((1 << width) - 1))
-        start += width
-    return out
-
 
 _UPGRADE = """
 -- Replace the kept copy's files by a larger copy's, if it is still the larger one. KEYS[1] record,
@@ -96,6 +93,66 @@ return old
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """The kept copy of an image: its identity, files, and the copy it was first registered from."""
+
+    sha256: str
+    phash: str
+    raw_key: str
+    processed_key: str
+    width: int
+    height: int
+    property_id: str
+    source: str
+    source_url: str
+    run_id: str = ""
+    source_pixels: int = 0
+    """Pixels of the original the processed image was made from: a larger copy replaces it."""
+    dhash: str = "0" * 16
+
+    @classmethod
+    def from_redis(cls, data: dict[str, str]) -> ImageRecord:
+        names = {f.name for f in fields(cls)}
+        values: dict[str, object] = {k: v for k, v in data.items() if k in names}
+        for name in ("width", "height", "source_pixels"):
+            values[name] = int(values.get(name) or 0)  # type: ignore[call-overload]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class BandPlan:
+    """How the 64 bits are cut: ``widths`` per band and the per-band probe ``radius``."""
+
+    widths: tuple[int, ...]
+    radius: int
+
+    @classmethod
+    def for_threshold(cls, threshold: int) -> BandPlan:
+        bands = max(1, ceil((threshold + 1) / 3))
+        widths = tuple(64 // bands + (1 if i < 64 % bands else 0) for i in range(bands))
+        return cls(widths, threshold // bands)
+
+    def values(self, phash: int) -> list[int]:
+        """The band values of ``phash`` (low bits first)."""
+        out, start = [], 0
+        for width in self.widths:
+            out.append((phash >> start) & ((1 << width) - 1))
+            start += width
+        return out
+
+
+def band_values(phash: int, bands: int) -> list[int]:
+    """Split 64 bits into ``bands`` contiguous slices (sizes differ by at most one bit)."""
+    bands = max(1, min(bands, 64))
+    return BandPlan(tuple(64 // bands + (1 if i < 64 % bands else 0) for i in range(bands)), 0).values(phash)
+
+
+def is_near_copy(phash_a: int, dhash_a: int, phash_b: int, dhash_b: int, threshold: int, dhash_threshold: int) -> bool:
+    """The merge rule the index applies: close in pHash and, independently, in dHash."""
+    return hamming(phash_a, phash_b) <= threshold and hamming(dhash_a, dhash_b) <= dhash_threshold
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     record: ImageRecord
     distance: int
@@ -104,52 +161,58 @@ class Match:
 class ImageDeduplicator:
     """Looks images up in, and adds them to, the corpus-wide index in Redis."""
 
-    def __init__(self, client: redis.Redis, threshold: int) -> None:
+    def __init__(self, client: redis.Redis, threshold: int, dhash_threshold: int = 12) -> None:
         self.client = client
         self.threshold = threshold
-        self.bands = threshold + 1
+        self.dhash_threshold = dhash_threshold
+        self.plan = BandPlan.for_threshold(threshold)
         self._claim = client.register_script(_CLAIM)
         self._upgrade = client.register_script(_UPGRADE)
 
-    def _band_keys(self, phash: int) -> list[str]:
-        return [keys.phash_band(i, v) for i, v in enumerate(band_values(phash, self.bands))]
+    def _run(self, record: ImageRecord, register: bool) -> list:
+        band_args: list[int] = []
+        for value, width in zip(self.plan.values(hex_to_int(record.phash)), self.plan.widths, strict=True):
+            band_args += [value, width]
+        flat: list[str] = []
+        if register:
+            for name, value in asdict(record).items():
+                flat += [name, str(value)]
+        return self._claim(
+            keys=[keys.image(record.sha256), keys.image(""), keys.PHASH_BANDS],
+            args=["1" if register else "0", record.phash + record.sha256, self.threshold, record.dhash,
+                  self.dhash_threshold, self.plan.radius, len(self.plan.widths), *band_args, *flat])
 
-    def find(self, sha256: str, phash: int) -> Match | None:
-        """The stored image this one copies (exact first, then the nearest within the threshold)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(keys.image(sha256))
-        for key in self._band_keys(phash):
-            pipe.smembers(key)
-        exact, *buckets = pipe.execute()
-        if exact:
-            return Match(ImageRecord.from_redis(exact), 0)
-        best: tuple[int, str] | None = None
-        for member in set().union(*buckets) if buckets else ():
-            distance = hamming(phash, hex_to_int(member[:16]))
-            if distance <= self.threshold and (best is None or (distance, member) < best):
-                best = (distance, member)
-        if best is None:
+    def find(self, record: ImageRecord) -> Match | None:
+        """The kept image ``record`` copies (exact, else nearest within the thresholds), read-only."""
+        reply = self._run(record, register=False)
+        if int(reply[0]) < 0:
             return None
-        record = self.client.hgetall(keys.image(best[1][16:]))
-        return Match(ImageRecord.from_redis(record), best[0]) if record else None
+        return Match(ImageRecord.from_redis(_pairs(reply[1])), int(reply[0]))
 
     def claim(self, record: ImageRecord) -> Match:
-        """Register ``record`` unless an exact or near copy is already indexed; return the kept one.
+        """Register ``record`` unless an exact or near copy is already kept; return the kept one.
 
         Lookup and insert run as one Lua script, so concurrent copies cannot both be kept.
         ``Match.record is record`` when this image is the one kept.
         """
-        flat: list[str] = []
-        for name, value in asdict(record).items():
-            flat += [name, str(value)]
-        member = record.phash + record.sha256
-        band_keys = self._band_keys(hex_to_int(record.phash))
-        reply = self._claim(keys=[keys.image(record.sha256), *band_keys],
-                            args=[member, self.threshold, keys.image(""), *flat])
+        reply = self._run(record, register=True)
         if int(reply[0]) < 0:
             return Match(record, 0)
-        pairs = dict(zip(reply[1][::2], reply[1][1::2], strict=True))
-        return Match(ImageRecord.from_redis(pairs), int(reply[0]))
+        return Match(ImageRecord.from_redis(_pairs(reply[1])), int(reply[0]))
+
+    def bulk_load(self, records: Iterable[ImageRecord]) -> int:
+        """Index records without lookups (restoring a snapshot, building a benchmark corpus)."""
+        pipe, count = self.client.pipeline(transaction=False), 0
+        for record in records:
+            pipe.hset(keys.image(record.sha256), mapping={k: str(v) for k, v in asdict(record).items()})
+            member = record.phash + record.sha256
+            for band, value in enumerate(self.plan.values(hex_to_int(record.phash))):
+                pipe.sadd(f"{keys.PHASH_BANDS}{band}:{value:08x}", member)
+            count += 1
+            if count % 5000 == 0:
+                pipe.execute()
+        pipe.execute()
+        return count
 
     def upgrade(self, kept: ImageRecord, larger: ImageRecord) -> list[str] | None:
         """Point the kept image at ``larger``'s files if it came from a bigger original.
@@ -177,11 +240,12 @@ class ImageDeduplicator:
             self.client.srem(keys.GARBAGE, *store_keys)
 
     def current(self, cluster_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """(raw_key, processed_key) of each kept image now: manifest rows resolve through this."""
+        """(raw_key, processed_key) of each kept image now."""
         pipe = self.client.pipeline(transaction=False)
         for sha in cluster_ids:
             pipe.hmget(keys.image(sha), "raw_key", "processed_key")
         return {sha: (r[0], r[1]) for sha, r in zip(cluster_ids, pipe.execute(), strict=True) if r[0]}
 
 
-__all__ = ["ImageDeduplicator", "ImageRecord", "Match", "band_values", "int_to_hex"]
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))

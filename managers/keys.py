@@ -16,13 +16,12 @@ def window(run_id: str, generation: int, index: int) -> str:
 
 
 def image(sha256: str) -> str:
-    """The corpus-wide record of one stored image (hash index entry)."""
-    return f"{PREFIX}:img:{sha256}"
+    """The corpus-wide record of one kept image (hash index entry); ``{idx}`` keeps the index in one slot."""
+    return f"{PREFIX}:{{idx}}:img:{sha256}"
 
 
-def phash_band(band: int, value: int) -> str:
-    """Set of ``<phash hex><sha256>`` members whose pHash has ``value`` in ``band``."""
-    return f"{PREFIX}:phash:{band}:{value:x}"
+PHASH_BANDS = f"{PREFIX}:{{idx}}:band:"
+"""Prefix of the sets ``<prefix><band>:<value as 8 hex>`` of ``<phash hex><sha256>`` members."""
 
 
 def bucket(source: str) -> str:

@@ -75,10 +75,11 @@ def finish_window(self: Task, results: list[dict[str, Any]] | None, run_id: str,
 
 def collect_garbage(client: redis.Redis) -> int:
     """Delete files a larger copy replaced whose worker died before deleting them."""
-    dedup = ImageDeduplicator(client, get_settings().dedup_threshold)
+    settings = get_settings()
+    dedup = ImageDeduplicator(client, settings.dedup_threshold, settings.dedup_dhash_threshold)
     leftovers = dedup.garbage()
     if leftovers:
-        store = open_store(get_settings())
+        store = open_store(settings)
         for key in leftovers:
             store.delete(key)
         dedup.forget_garbage(leftovers)

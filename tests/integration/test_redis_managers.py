@@ -11,10 +11,10 @@ from managers.deduplicator import ImageDeduplicator, ImageRecord
 from managers.run_manager import RunManager
 
 
-def _record(sha: str, phash: int, pid: str = "p1") -> ImageRecord:
+def _record(sha: str, phash: int, pid: str = "p1", dhash: int = 0) -> ImageRecord:
     return ImageRecord(sha256=sha, phash=int_to_hex(phash), raw_key=f"raw/{sha}.jpg",
                        processed_key=f"processed/{sha}.png", width=10, height=10, property_id=pid,
-                       source="mls", source_url=f"http://x/{sha}", run_id="r")
+                       source="mls", source_url=f"http://x/{sha}", run_id="r", dhash=int_to_hex(dhash))
 
 
 def _flip(value: int, bits: int, rng: random.Random) -> int:
@@ -36,7 +36,24 @@ def test_claim_finds_exact_and_near_copies_within_the_threshold(redis_server):
     far_hash = _flip(base, 10, rng)
     far = _record("c" * 64, far_hash, pid="p4")
     assert dedup.claim(far).record == far, "10 bits apart is a different picture at threshold 8"
-    assert dedup.find("d" * 64, _flip(base, 3, rng)).record == first
+    assert dedup.find(_record("d" * 64, _flip(base, 3, rng))).record == first
+    assert dedup.find(_record("e" * 64, _flip(base, 2, rng), dhash=(1 << 20) - 1)) is None, (
+        "a pHash match whose dHash disagrees (20 bits) is a different picture")
+
+
+def test_multi_index_lookup_is_exact_against_brute_force(redis_server):
+    dedup = ImageDeduplicator(connect(redis_server.url), threshold=8)
+    rng = random.Random(3)
+    stored = [rng.getrandbits(64) for _ in range(3000)]
+    dedup.bulk_load(_record(f"{i:064x}", h) for i, h in enumerate(stored))
+    for n in range(400):
+        query = _flip(stored[rng.randrange(len(stored))], rng.randrange(0, 11), rng) if n % 4 else rng.getrandbits(64)
+        brute = min(bin(query ^ h).count("1") for h in stored)
+        found = dedup.find(_record("f" * 64, query))
+        if brute <= 8:
+            assert found is not None and found.distance == brute
+        else:
+            assert found is None
 
 
 def test_concurrent_copies_keep_exactly_one(redis_server):
