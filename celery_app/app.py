@@ -12,15 +12,18 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init
+from kombu import Queue
 
 from homeshots.errors import ConfigError
 from homeshots.settings import Settings, get_settings
 
 QUEUE = "homeshots"
+CALLBACK_QUEUE = "homeshots.callbacks"
+"""Window callbacks get their own queue: they never wait behind thousands of property tasks."""
 
 
 def build_config(settings: Settings) -> dict[str, Any]:
-    visibility = settings.task_time_limit * 2 + 60
+    visibility = settings.effective_visibility_timeout
     return {
         "broker_url": settings.effective_broker_url,
         "result_backend": settings.redis_url,
@@ -37,6 +40,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "result_expires": 7 * 24 * 3600,
         "task_default_queue": QUEUE,
+        "task_queues": [Queue(QUEUE), Queue(CALLBACK_QUEUE)],
         "task_track_started": True,
         "worker_send_task_events": True,
         "task_send_sent_event": True,

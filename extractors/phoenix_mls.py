@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -277,6 +277,9 @@ class PhoenixMLSExtractor(ImageExtractor):
             if not next_link:
                 return refs
             url, params = urljoin(str(response.url), next_link), None
+            if urlsplit(url).netloc != urlsplit(self._s.reso_base_url).netloc:
+                # The bearer token goes with every page: never to a host other than the MLS's.
+                raise self._error(prop, f"@odata.nextLink points off the RESO host: {redact_url(url)}", kind="parse")
         log.warning("mls: property %s: stopped after %d pages", prop.property_id, self._s.reso_max_pages)
         return refs
 

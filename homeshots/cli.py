@@ -7,8 +7,10 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -66,42 +68,53 @@ def backfill(properties_file: Path, sources: str | None, resume: bool, run_id: s
         _show(session.client, run_id, as_json=False)
 
 
-def _wait(session: object, run_id: str) -> None:
+def _wait(session: Session, run_id: str) -> None:
+    """Progress bar until the run result is written; reconcile when nothing moves for a while."""
+    from homeshots.reconcile import reconcile
     from managers.run_manager import RunManager
     from managers.state_manager import StateManager
 
-    client = session.client  # type: ignore[attr-defined]
-    workers = session.workers  # type: ignore[attr-defined]
+    client, workers = session.client, session.workers
     runs, state = RunManager(client, run_id), StateManager(client, run_id)
     total = int(runs.meta().get("total_properties", 0))
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[detail]}"), TimeRemainingColumn()]
+    last_progress, last_change = None, time.monotonic()
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("properties", total=total, detail="")
-        while True:
+        while runs.meta().get("status") != "finished":
             summary = state.summary()
-            counters = runs.counters()
+            stored = runs.counters().get("run.images_stored", 0)
             progress.update(bar, completed=min(total, summary.completed + summary.failed),
-                            detail=f"failed {summary.failed}, images stored {counters.get('run.images_stored', 0)}")
-            if runs.meta().get("status") == "finished":
-                break
+                            detail=f"failed {summary.failed}, images stored {stored}")
+            marker = (summary.completed, summary.failed, len(runs.done_windows(runs.generation())))
+            if marker != last_progress:
+                last_progress, last_change = marker, time.monotonic()
+            elif time.monotonic() - last_change > session.settings.stall_seconds:
+                fixed = reconcile(client, run_id)
+                if fixed.anything:
+                    progress.console.print(f"no progress for {session.settings.stall_seconds:.0f}s: re-sent "
+                                           f"callbacks {fixed.callbacks_sent}, windows {fixed.windows_resent}")
+                last_change = time.monotonic()
             if workers is not None and not workers.alive():
                 raise click.ClickException("the embedded workers stopped; see homeshots-data/logs/worker.log")
             time.sleep(0.5)
+        summary = state.summary()
+        progress.update(bar, completed=min(total, summary.completed + summary.failed))
 
 
-def _show(client: object, run_id: str, *, as_json: bool) -> None:
+def _show(client: redis.Redis, run_id: str, *, as_json: bool) -> None:
     from homeshots.display import print_failures, print_result
     from managers.run_manager import RunManager
     from managers.state_manager import StateManager
 
-    runs = RunManager(client, run_id)  # type: ignore[arg-type]
+    runs = RunManager(client, run_id)
     if not runs.exists():
         raise click.ClickException(f"no run {run_id!r} in this Redis")
     meta = runs.meta()
     result = runs.final_result() if meta.get("status") == "finished" else None
     result = result or runs.current_result().to_dict()
-    failures = list(StateManager(client, run_id).failures())  # type: ignore[arg-type]
+    failures = list(StateManager(client, run_id).failures())
     if as_json:
         out = {"status": meta.get("status"), "result": result, "bad_rows": runs.bad_rows(),
                "failed_properties": dict(failures)}
@@ -110,6 +123,54 @@ def _show(client: object, run_id: str, *, as_json: bool) -> None:
     where = open_store(get_settings()).location("processed")
     print_result(console, result, status=meta.get("status", "?"), where=where)
     print_failures(console, failures)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--wait/--no-wait", default=True, help="Show progress until the run result is written.")
+def resume(run_id: str, wait: bool) -> None:
+    """Finish RUN_ID: re-send lost window callbacks and vanished windows, finalize if due."""
+    from homeshots.reconcile import reconcile
+    from homeshots.session import open_session
+
+    if not wait and not get_settings().redis_url:
+        raise click.UsageError("--no-wait needs HOMESHOTS_REDIS_URL: embedded workers stop when this command ends")
+    with open_session(workers=True) as session:
+        fixed = reconcile(session.client, run_id)
+        console.print(f"run {run_id}: re-sent callbacks of windows {fixed.callbacks_sent or '-'}, "
+                      f"windows {fixed.windows_resent or '-'}" + (", finalized" if fixed.finalized else ""))
+        if wait:
+            _wait(session, run_id)
+            _show(session.client, run_id, as_json=False)
+
+
+@main.command()
+def snapshot() -> None:
+    """Write a full snapshot of every run and the hash index to the store (metadata/snapshots/)."""
+    from homeshots.session import open_session
+    from managers.snapshot_manager import SnapshotManager
+
+    with open_session(workers=False) as session:
+        key = SnapshotManager(session.client, open_store(session.settings)).write_full()
+        console.print(f"snapshot written: {open_store(session.settings).location(key)}")
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Restore even though this Redis is not empty.")
+def restore(force: bool) -> None:
+    """Rebuild runs, state, manifests and the hash index from the store's snapshots into an empty Redis."""
+    from homeshots.session import open_session
+    from managers.deduplicator import ImageDeduplicator
+    from managers.snapshot_manager import SnapshotManager
+
+    with open_session(workers=False) as session:
+        if session.client.dbsize() and not force:
+            raise click.ClickException("this Redis is not empty; restore into an empty one (or --force)")
+        s = session.settings
+        counts = SnapshotManager(session.client, open_store(s)).restore(
+            ImageDeduplicator(session.client, s.dedup_threshold, s.dedup_dhash_threshold))
+        console.print(f"restored {counts['runs']} run records, {counts['properties']} property records and "
+                      f"{counts['images']} index records from {counts['files']} snapshot files")
 
 
 @main.command()
@@ -184,6 +245,10 @@ def demo(properties: Path) -> None:
 
 def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+if TYPE_CHECKING:
+    from homeshots.session import Session
 
 
 def run() -> None:

@@ -63,7 +63,8 @@ class DownloadError(HomeshotsError):
     """An image download failed; ``retryable`` tells timeouts/5xx from 404s; ``kind`` names it."""
 
     def __init__(self, url: str, message: str, *, retryable: bool, kind: str | None = None) -> None:
-        super().__init__(f"{url}: {message}")
+        # The query may hold a signed-URL token: keep it out of messages and failure records.
+        super().__init__(f"{url.split('?', 1)[0]}: {message}")
         self.url = url
         self.retryable = retryable
         self.kind = kind or ("retryable" if retryable else "permanent")

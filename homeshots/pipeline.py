@@ -53,6 +53,8 @@ class PropertyPipeline:
         self.ctx = ctx
         self.run_id = run_id
         self._sem = asyncio.Semaphore(ctx.settings.download_concurrency)
+        self._cpu = asyncio.Semaphore(2)
+        """At most two decodes at once per task: bounds memory (a 100 MP photo is ~300 MB decoded)."""
 
     async def run(self, prop: Property, sources: list[str]) -> PropertyOutcome:
         tracker = StatsTracker()
@@ -74,7 +76,8 @@ class PropertyPipeline:
                               "message": f"image download failed, will retry on resume: {failed[2]}"}
         outcome = PropertyOutcome(prop.property_id, "failed" if out.reason else "completed",
                                   tracker.to_counters(), out.reason)
-        await asyncio.to_thread(self._record, prop, out, outcome)
+        # Not in a thread: a cancelled (timed-out) property must not record "completed" afterwards.
+        self._record(prop, out, outcome)
         return outcome
 
     async def _image(self, prop: Property, ref: ImageRef, tracker: StatsTracker, out: _Collected) -> bool:
@@ -85,7 +88,8 @@ class PropertyPipeline:
             else:
                 async with self._sem:
                     raw = await self.ctx.downloader_for(ref.source).fetch(ref.url or "")
-            std = await asyncio.to_thread(self.ctx.standardizer.standardize, raw)
+            async with self._cpu:
+                std = await asyncio.to_thread(self.ctx.standardizer.standardize, raw)
         except DownloadError as exc:
             return self._failed(ref, tracker, out, exc.kind, str(exc), retryable=exc.retryable)
         except HomeshotsError as exc:
@@ -137,26 +141,21 @@ class PropertyPipeline:
         store, dedup = self.ctx.store, self.ctx.deduplicator
         store.put(larger.raw_key, raw)
         store.put(larger.processed_key, processed)
-        replaced = dedup.upgrade(kept, larger)
-        if replaced is None:  # another worker switched to a copy at least as large first
-            replaced = [k for k in (larger.raw_key, larger.processed_key)
-                        if k not in (kept.raw_key, kept.processed_key)]
-            dedup.add_garbage(replaced)
-        else:
+        switched, garbage = dedup.upgrade(kept, larger)
+        if switched:
             tracker.record_upgrade(larger.source)
-        for key in replaced:
+        for key in garbage:
             store.delete(key)
-        dedup.forget_garbage(replaced)
+        dedup.forget_garbage(garbage)
 
     def _record(self, prop: Property, out: _Collected, outcome: PropertyOutcome) -> None:
         """State, manifest and stats of the property in one transaction (one round trip)."""
         redis = self.ctx.redis
-        manifest = ManifestManager(redis, self.run_id)
+        failures = [{"property_id": prop.property_id, "source": ref.source, "source_url": ref.source_url,
+                     "kind": kind, "message": message, "retryable": retryable}
+                    for ref, kind, message, retryable in out.image_failures]
         pipe = redis.pipeline(transaction=True)
-        for entry in out.entries:
-            manifest.add(pipe, entry)
-        for ref, kind, message, retryable in out.image_failures:
-            manifest.add_failure(pipe, prop.property_id, ref.source, ref.source_url, kind, message, retryable)
+        ManifestManager(redis, self.run_id).set_property(pipe, prop.property_id, out.entries, failures)
         state = StateManager(redis, self.run_id)
         if out.reason:
             state.mark_failed(pipe, prop.property_id, out.reason)

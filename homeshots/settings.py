@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SOURCES: tuple[str, ...] = ("mls", "maricopa", "zillow", "redfin")
@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(540, ge=10)
     task_time_limit: int = Field(600, ge=15)
     window_callback_max_waits: int = Field(120, ge=1)
+    visibility_timeout: int | None = Field(None, ge=10)
+    """Seconds before the broker redelivers an unacknowledged task; default 2 x hard limit + 60."""
+    stall_seconds: float = Field(120, gt=0)
+    """``--wait`` runs the reconciler (as ``homeshots resume``) after this long without progress."""
 
     # --- images -------------------------------------------------------------------------------
     max_dimension: int = Field(1024, ge=16, le=8192)
@@ -147,6 +151,19 @@ class Settings(BaseSettings):
         return SourcePolicy(source=source, rate=getattr(self, f"{source}_rate"), timeout=timeout,
                             max_retries=retries, user_agent=getattr(self, f"{source}_user_agent") or self.user_agent,
                             proxy_url=getattr(self, f"{source}_proxy_url"))
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> Settings:
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("HOMESHOTS_TASK_SOFT_TIME_LIMIT must be below HOMESHOTS_TASK_TIME_LIMIT")
+        if self.visibility_timeout is not None and self.visibility_timeout <= self.task_time_limit:
+            raise ValueError("HOMESHOTS_VISIBILITY_TIMEOUT must exceed HOMESHOTS_TASK_TIME_LIMIT, or a slow "
+                             "task is handed to a second worker while the first still runs it")
+        return self
+
+    @property
+    def effective_visibility_timeout(self) -> int:
+        return self.visibility_timeout or self.task_time_limit * 2 + 60
 
     @property
     def effective_broker_url(self) -> str | None:

@@ -8,6 +8,7 @@ twice: a local file is linked into place atomically, an S3 object is put with ``
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -56,6 +57,10 @@ class Store(ABC):
 
     @abstractmethod
     def get(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def put_file(self, key: str, path: str) -> None:
+        """Upload a (possibly large) local file to ``key``, replacing it; streamed, not read into memory."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -115,6 +120,20 @@ class LocalStore(Store):
             return self._path(key).read_bytes()
         except OSError as exc:
             raise StoreError(f"cannot read {key}: {exc}") from exc
+
+    def put_file(self, key: str, path: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StoreError(f"cannot write {target}: {exc}") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def delete(self, key: str) -> None:
         try:
@@ -182,6 +201,15 @@ class S3Store(Store):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+
+    def put_file(self, key: str, path: str) -> None:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_file(path, self.bucket, self._key(key), ExtraArgs={"ContentType": content_type_for(key)})
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+            raise StoreError(f"cannot write s3://{self.bucket}/{self._key(key)}: {exc}") from exc
 
     def delete(self, key: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -78,17 +78,27 @@ return {-1}
 """
 
 _UPGRADE = """
--- Replace the kept copy's files by a larger copy's, if it is still the larger one. KEYS[1] record,
--- KEYS[2] garbage set; ARGV: source_pixels, raw_key, processed_key, width, height. Returns old keys.
+-- Point the kept image at a larger copy's files if it is still the larger one. KEYS[1] record,
+-- KEYS[2] garbage set; ARGV: source_pixels, raw_key, processed_key, width, height.
+-- Returns {1, replaced keys} after switching, or {0, the candidate's keys the record does not use}.
+-- Either way the returned keys are in the garbage set until the caller has deleted them.
 local current = tonumber(redis.call('HGET', KEYS[1], 'source_pixels') or '0')
-if tonumber(ARGV[1]) <= current then return false end
-local old = redis.call('HMGET', KEYS[1], 'raw_key', 'processed_key')
-redis.call('HSET', KEYS[1], 'source_pixels', ARGV[1], 'raw_key', ARGV[2], 'processed_key', ARGV[3],
-           'width', ARGV[4], 'height', ARGV[5])
-for _, key in ipairs(old) do
-  if key and key ~= ARGV[2] and key ~= ARGV[3] then redis.call('SADD', KEYS[2], key) end
+local in_use = redis.call('HMGET', KEYS[1], 'raw_key', 'processed_key')
+local switched = tonumber(ARGV[1]) > current
+local drop = {}
+if switched then
+  redis.call('HSET', KEYS[1], 'source_pixels', ARGV[1], 'raw_key', ARGV[2], 'processed_key', ARGV[3],
+             'width', ARGV[4], 'height', ARGV[5])
+  for _, key in ipairs(in_use) do
+    if key and key ~= ARGV[2] and key ~= ARGV[3] then drop[#drop + 1] = key end
+  end
+else
+  for _, key in ipairs({ARGV[2], ARGV[3]}) do
+    if key ~= in_use[1] and key ~= in_use[2] then drop[#drop + 1] = key end
+  end
 end
-return old
+for _, key in ipairs(drop) do redis.call('SADD', KEYS[2], key) end
+return {switched and 1 or 0, drop}
 """
 
 
@@ -128,7 +138,8 @@ class BandPlan:
 
     @classmethod
     def for_threshold(cls, threshold: int) -> BandPlan:
-        bands = max(1, ceil((threshold + 1) / 3))
+        # At least 2 bands: Lua's bit library works on 32-bit values.
+        bands = max(2, ceil((threshold + 1) / 3))
         widths = tuple(64 // bands + (1 if i < 64 % bands else 0) for i in range(bands))
         return cls(widths, threshold // bands)
 
@@ -214,22 +225,17 @@ class ImageDeduplicator:
         pipe.execute()
         return count
 
-    def upgrade(self, kept: ImageRecord, larger: ImageRecord) -> list[str] | None:
-        """Point the kept image at ``larger``'s files if it came from a bigger original.
+    def upgrade(self, kept: ImageRecord, larger: ImageRecord) -> tuple[bool, list[str]]:
+        """Point the kept image at ``larger``'s (already written) files if it came from a bigger original.
 
-        Returns the replaced keys (now garbage, also listed in the garbage set until deleted), or
-        None when the kept copy is already at least as large (another worker may have won).
+        Returns (switched, garbage): the files now unused, listed in the garbage set until the caller
+        deletes them. When another worker's copy is at least as large, ``larger``'s own files are
+        the garbage, except those the kept image itself uses (the same copy written twice).
         """
-        reply = self._upgrade(keys=[keys.image(kept.sha256), keys.GARBAGE],
-                              args=[larger.source_pixels, larger.raw_key, larger.processed_key,
-                                    larger.width, larger.height])
-        if not reply:
-            return None
-        return [k for k in reply if k and k not in (larger.raw_key, larger.processed_key)]
-
-    def add_garbage(self, store_keys: list[str]) -> None:
-        if store_keys:
-            self.client.sadd(keys.GARBAGE, *store_keys)
+        switched, drop = self._upgrade(keys=[keys.image(kept.sha256), keys.GARBAGE],
+                                       args=[larger.source_pixels, larger.raw_key, larger.processed_key,
+                                             larger.width, larger.height])
+        return bool(int(switched)), list(drop)
 
     def garbage(self, limit: int = 1000) -> list[str]:
         """Store keys no index record points at any more, waiting to be deleted."""

@@ -42,5 +42,8 @@ def bucket_waits() -> str:
 GARBAGE = f"{PREFIX}:garbage"
 """Set of store keys replaced by a larger copy, deleted by the pipeline or a later window callback."""
 
+SNAPSHOT_SEQ = f"{PREFIX}:snapshot_seq"
+"""Counter naming snapshot files, so a restore applies them in the order they were written."""
+
 RUNS = f"{PREFIX}:runs"
 """Sorted set of run ids by submission time."""

@@ -1,7 +1,4 @@
-"""The run's manifest: one row per (property, source, image URL), in a Redis hash.
-
-Keyed rows make a redelivered task rewrite the same row instead of adding a second one.
-"""
+"""The run's manifest: one row per (property, source, image URL), and the manifest of failures."""
 
 from __future__ import annotations
 
@@ -31,10 +28,6 @@ class ManifestEntry:
     height: int
     duplicate_of: str | None = None
 
-    @property
-    def row_key(self) -> str:
-        return f"{self.property_id}|{self.source}|{self.source_url}"
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -45,26 +38,40 @@ class ManifestEntry:
 
 
 class ManifestManager:
-    """Manifest rows of one run."""
+    """Manifest rows of one run, one hash field per property (its rows as a JSON list).
+
+    A property's rows are written together, so a redelivered task replaces them instead of adding
+    more, and a window's rows can be read (for snapshots) by property id in one HMGET.
+    """
 
     def __init__(self, client: redis.Redis, run_id: str) -> None:
         self.client = client
         self.key = keys.run(run_id, "manifest")
         self.failures_key = keys.run(run_id, "image_failures")
 
-    def add(self, pipe: redis.client.Pipeline, entry: ManifestEntry) -> None:
-        pipe.hset(self.key, entry.row_key, json.dumps(entry.to_dict(), sort_keys=True))
+    def set_property(self, pipe: redis.client.Pipeline, property_id: str, entries: list[ManifestEntry],
+                     failures: list[dict[str, Any]]) -> None:
+        """Replace the property's rows and its image failures (the manifest of failures)."""
+        pipe.hset(self.key, property_id, json.dumps([e.to_dict() for e in entries], sort_keys=True))
+        if failures:
+            pipe.hset(self.failures_key, property_id, json.dumps(failures, sort_keys=True))
+        else:
+            pipe.hdel(self.failures_key, property_id)
 
-    def add_failure(self, pipe: redis.client.Pipeline, property_id: str, source: str, source_url: str,
-                    kind: str, message: str, retryable: bool) -> None:
-        """An image that could not be stored, with why (the manifest of failures)."""
-        row = {"property_id": property_id, "source": source, "source_url": source_url,
-               "kind": kind, "message": message, "retryable": retryable}
-        pipe.hset(self.failures_key, f"{property_id}|{source}|{source_url}", json.dumps(row, sort_keys=True))
+    def for_properties(self, property_ids: list[str]) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Rows and failures of some properties, as stored (for window snapshots)."""
+        if not property_ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.key, property_ids)
+        pipe.hmget(self.failures_key, property_ids)
+        rows, failures = pipe.execute()
+        return {pid: (json.loads(r) if r else [], json.loads(f) if f else [])
+                for pid, r, f in zip(property_ids, rows, failures, strict=True)}
 
     def failures(self) -> Iterator[dict[str, Any]]:
-        for _, raw in self.client.hscan_iter(self.failures_key, count=1000):
-            yield json.loads(raw)
+        for _, raw in self.client.hscan_iter(self.failures_key, count=500):
+            yield from json.loads(raw)
 
     def entries(self, *, resolve: bool = True) -> Iterator[ManifestEntry]:
         """All rows, streamed with HSCAN (a million rows never sit in memory at once).
@@ -73,8 +80,8 @@ class ManifestManager:
         written before a larger copy replaced the files point at the files that exist now.
         """
         batch: list[ManifestEntry] = []
-        for _, raw in self.client.hscan_iter(self.key, count=1000):
-            batch.append(ManifestEntry.from_dict(json.loads(raw)))
+        for _, raw in self.client.hscan_iter(self.key, count=500):
+            batch += [ManifestEntry.from_dict(row) for row in json.loads(raw)]
             if len(batch) >= 500:
                 yield from self._resolved(batch) if resolve else batch
                 batch = []
@@ -90,9 +97,6 @@ class ManifestManager:
                 entry = replace(entry, raw_key=raw_key, processed_key=processed_key)
             out.append(entry)
         return out
-
-    def count(self) -> int:
-        return int(self.client.hlen(self.key))
 
     def reset(self, pipe: redis.client.Pipeline) -> None:
         pipe.delete(self.key, self.failures_key)

@@ -31,6 +31,15 @@ return 1
 """
 
 
+_CHAIN = """
+local claimed = redis.call('HGET', KEYS[1], ARGV[1])
+if claimed then return tonumber(claimed) end
+local follow = redis.call('INCR', KEYS[2]) - 1
+redis.call('HSET', KEYS[1], ARGV[1], follow)
+return follow
+"""
+
+
 class RunManager:
     """Everything about one run that is not per-image: meta, windows, counters, result."""
 
@@ -43,7 +52,9 @@ class RunManager:
         self.pstats_key = keys.run(run_id, "pstats")
         self.result_key = keys.run(run_id, "result")
         self.bad_rows_key = keys.run(run_id, "bad_rows")
+        self.deliveries_key = keys.run(run_id, "deliveries")
         self._merge = client.register_script(_MERGE)
+        self._chain = client.register_script(_CHAIN)
 
     # --- metadata -------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -62,7 +73,7 @@ class RunManager:
         """Open a new submission (generation) of the run; ``reset`` forgets earlier progress."""
         pipe = self.client.pipeline(transaction=True)
         if reset:
-            pipe.delete(self.counters_key, self.merged_key, self.pstats_key, self.result_key,
+            pipe.unlink(self.counters_key, self.merged_key, self.pstats_key, self.result_key,
                         self.bad_rows_key, keys.run(self.run_id, "manifest"),
                         keys.run(self.run_id, "image_failures"))
             StateManager(self.client, self.run_id).reset(pipe)
@@ -96,24 +107,48 @@ class RunManager:
             pipe.rpush(self.bad_rows_key, json.dumps(row, sort_keys=True))
         pipe.execute()
 
-    def claim_next_window(self, generation: int) -> int | None:
-        """The next window nobody has sent yet, or None when all are out."""
-        index = int(self.client.incr(keys.run(self.run_id, f"next_window:{generation}"))) - 1
-        return index if index < int(self.client.hget(self.meta_key, "windows") or 0) else None
+    def next_for(self, generation: int, index: int) -> int | None:
+        """The window that window ``index``'s callback sends next: claimed once, the same on a rerun."""
+        follow = int(self._chain(keys=[keys.run(self.run_id, f"chained:{generation}"),
+                                       keys.run(self.run_id, f"next_window:{generation}")], args=[index]))
+        return follow if follow < self.window_count() else None
+
+    def window_count(self) -> int:
+        return int(self.client.hget(self.meta_key, "windows") or 0)
+
+    def sent_windows(self, generation: int) -> int:
+        """How many windows of the submission have been claimed for sending (a prefix)."""
+        sent = int(self.client.get(keys.run(self.run_id, f"next_window:{generation}")) or 0)
+        return min(sent, self.window_count())
+
+    def done_windows(self, generation: int) -> set[int]:
+        return {int(i) for i in self.client.smembers(keys.run(self.run_id, f"windows_done:{generation}"))}
 
     def mark_window_done(self, generation: int, index: int) -> bool:
-        """True only for the first callback of this window (a second one must not chain again)."""
+        """Record that window ``index`` is merged and chained; True the first time."""
         return bool(self.client.sadd(keys.run(self.run_id, f"windows_done:{generation}"), index))
 
     def all_windows_done(self, generation: int) -> bool:
         done = int(self.client.scard(keys.run(self.run_id, f"windows_done:{generation}")))
-        return done >= int(self.client.hget(self.meta_key, "windows") or 0)
+        return done >= self.window_count()
+
+    def is_finished(self, generation: int) -> bool:
+        meta = self.client.hmget(self.meta_key, "status", "finished_generation")
+        return meta[0] == "finished" and meta[1] == str(generation)
 
     # --- stats ----------------------------------------------------------------------------------
     def record_property_stats(self, pipe: redis.client.Pipeline, property_id: str,
                               counters: dict[str, int]) -> None:
-        """The counters of a property's latest attempt, for a callback that lacks its result."""
+        """The counters of a property's latest attempt, for a callback that lacks its result.
+
+        Recording an outcome also clears the property's delivery count (see ``count_delivery``).
+        """
         pipe.hset(self.pstats_key, property_id, json.dumps(counters, sort_keys=True))
+        pipe.hdel(self.deliveries_key, property_id)
+
+    def count_delivery(self, property_id: str) -> int:
+        """How often a task for the property started without recording an outcome (kills, OOM)."""
+        return int(self.client.hincrby(self.deliveries_key, property_id, 1))
 
     def property_stats(self, property_ids: list[str]) -> dict[str, dict[str, int]]:
         if not property_ids:
@@ -152,17 +187,17 @@ class RunManager:
         result.apply_counters(self.counters())
         return result
 
-    def finalize(self, generation: int) -> dict[str, Any] | None:
-        """Write the final result once per submission; None if another callback already did."""
-        if not self.client.set(keys.run(self.run_id, f"finalized:{generation}"), _now(), nx=True):
-            return None
-        self.client.hset(self.meta_key, "finished_at", _now())
-        result = self.current_result().to_dict()
+    def final_result_draft(self) -> dict[str, Any]:
+        """The result as it will be final: stamps the end time once, so reruns agree."""
+        self.client.hsetnx(self.meta_key, "finished_at", _now())
+        return self.current_result().to_dict()
+
+    def finalize(self, generation: int, result: dict[str, Any]) -> None:
+        """Publish the final result and mark the submission finished (idempotent)."""
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.result_key, json.dumps(result, sort_keys=True))
-        pipe.hset(self.meta_key, "status", "finished")
+        pipe.hset(self.meta_key, mapping={"status": "finished", "finished_generation": generation})
         pipe.execute()
-        return result
 
     def final_result(self) -> dict[str, Any] | None:
         raw = self.client.get(self.result_key)

@@ -1,7 +1,14 @@
-"""The per-property task: one chord header task per property."""
+"""The per-property task: one chord header task per property. It never fails the chord.
+
+A failed header task would fail the whole window's chord (its callback would never run), so every
+outcome becomes a recorded result: source and image failures by the pipeline, timeouts and bugs
+here, infrastructure outages after bounded retries, and a property whose attempts keep killing the
+worker ("poison") after a few deliveries.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,40 +20,55 @@ from celery_app import app
 from homeshots.errors import StoreError
 from homeshots.models import Property
 from homeshots.pipeline import PropertyOutcome, PropertyPipeline
+from homeshots.settings import get_settings
 from homeshots.worker_context import get_context, reset_context
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
 
 log = logging.getLogger(__name__)
+MAX_DELIVERIES = 5
+"""A property whose task was started this often without recording anything is failed as poison."""
 
 
-@app.task(name="homeshots.extract_property", bind=True, max_retries=20)
+@app.task(name="homeshots.extract_property", bind=True, max_retries=12)
 def extract_property(self: Task, run_id: str, prop: dict[str, Any], sources: list[str]) -> dict[str, Any]:
-    """Collect the images of one property. Returns counters; never raises for source/image failures."""
-    item = Property.from_dict(prop)
-    ctx = get_context()
+    """Collect the images of one property. Returns small counters; never raises to the chord."""
+    pid = str(prop.get("property_id", "?"))
     try:
-        if StateManager(ctx.redis, run_id).is_completed(item.property_id):
-            return {"property_id": item.property_id, "status": "skipped", "counters": {}, "reason": None}
-        outcome = ctx.run(PropertyPipeline(ctx, run_id).run(item, sources))
-    except SoftTimeLimitExceeded:
+        item = Property.from_dict(prop)
+        ctx = get_context()
+        runs = RunManager(ctx.redis, run_id)
+        if StateManager(ctx.redis, run_id).is_completed(pid):
+            return {"property_id": pid, "status": "skipped", "counters": {}, "reason": None}
+        if runs.count_delivery(pid) > MAX_DELIVERIES:
+            outcome = _record_failure(run_id, pid, "poison", f"its task was killed {MAX_DELIVERIES} times")
+        else:
+            deadline = max(5, get_settings().task_soft_time_limit - 15)
+            outcome = ctx.run(asyncio.wait_for(PropertyPipeline(ctx, run_id).run(item, sources), deadline))
+    except (TimeoutError, SoftTimeLimitExceeded):
         reset_context()
-        outcome = _record_failure(run_id, item, "timeout", "soft time limit exceeded")
+        outcome = _record_failure(run_id, pid, "timeout", "took longer than the task time limit")
     except (redis.RedisError, StoreError) as exc:
         # Infrastructure, not the property: try again later rather than record a false failure.
-        log.warning("infrastructure error on %s, retrying: %s", item.property_id, exc)
-        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
-    except Exception as exc:
-        log.exception("unexpected error on property %s", item.property_id)
-        outcome = _record_failure(run_id, item, "error", f"{type(exc).__name__}: {exc}")
+        if self.request.retries < self.max_retries:
+            log.warning("infrastructure error on %s, retrying: %s", pid, exc)
+            raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
+        outcome = _record_failure(run_id, pid, "infrastructure", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug must fail this property, not the whole window
+        log.exception("unexpected error on property %s", pid)
+        outcome = _record_failure(run_id, pid, "error", f"{type(exc).__name__}: {exc}")
     return outcome.to_result()
 
 
-def _record_failure(run_id: str, item: Property, kind: str, message: str) -> PropertyOutcome:
-    ctx = get_context()
-    reason = {"source": "", "kind": kind, "message": message}
-    pipe = ctx.redis.pipeline(transaction=True)
-    StateManager(ctx.redis, run_id).mark_failed(pipe, item.property_id, reason)
-    RunManager(ctx.redis, run_id).record_property_stats(pipe, item.property_id, {})
-    pipe.execute()
-    return PropertyOutcome(item.property_id, "failed", {}, reason)
+def _record_failure(run_id: str, pid: str, kind: str, message: str) -> PropertyOutcome:
+    """Record the failure if Redis lets us; the window callback marks it lost otherwise."""
+    reason = {"source": "", "kind": kind, "message": message, "retryable": kind != "poison"}
+    try:
+        client = get_context().redis
+        pipe = client.pipeline(transaction=True)
+        StateManager(client, run_id).mark_failed(pipe, pid, reason)
+        RunManager(client, run_id).record_property_stats(pipe, pid, {})
+        pipe.execute()
+    except (redis.RedisError, StoreError):
+        log.exception("could not record the failure of %s", pid)
+    return PropertyOutcome(pid, "failed", {}, reason)

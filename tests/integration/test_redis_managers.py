@@ -86,11 +86,20 @@ def test_upgrade_switches_to_the_larger_copy_only(redis_server):
     small = replace(_record("a" * 64, 12345), source_pixels=1280 * 853)
     dedup.claim(small)
     larger = replace(_record("b" * 64, 12345 ^ 3, pid="p2"), source_pixels=2048 * 1365)
-    replaced = dedup.upgrade(small, larger)
-    assert replaced == [small.raw_key, small.processed_key]
-    assert sorted(dedup.garbage()) == sorted(replaced)
+    switched, garbage = dedup.upgrade(small, larger)
+    assert switched and garbage == [small.raw_key, small.processed_key]
+    assert sorted(dedup.garbage()) == sorted(garbage)
     assert dedup.current(["a" * 64]) == {"a" * 64: (larger.raw_key, larger.processed_key)}
+    dedup.forget_garbage(garbage)
+
     middle = replace(_record("c" * 64, 12345 ^ 5, pid="p3"), source_pixels=1536 * 1024)
-    assert dedup.upgrade(small, middle) is None, "a smaller copy never replaces a larger one"
-    dedup.forget_garbage(replaced)
+    switched, garbage = dedup.upgrade(small, middle)
+    assert not switched, "a smaller copy never replaces a larger one"
+    assert garbage == [middle.raw_key, middle.processed_key], "the loser's own files are dropped"
+    dedup.forget_garbage(garbage)
+
+    # The same larger copy arriving twice (one listing twice, a redelivery): the second loses, but
+    # its files are the kept ones and must not be deleted.
+    switched, garbage = dedup.upgrade(small, larger)
+    assert not switched and garbage == []
     assert dedup.garbage() == []

@@ -1,0 +1,287 @@
+"""How well the near-copy merge rule (pHash, confirmed by dHash) separates copies from distinct photos.
+
+Run from the repo root: ``python -m benchmarks.dedup_quality [--photos DIR] [--limit N]``.
+
+Photos are read from ``../shared/datasets/houses`` (beside the checkout) when that folder exists,
+else generated with ``homeshots.sandbox.generate_photo`` (no room labels then, so no same-room
+hard negatives). Each original gets transformed copies (re-encode, resize, WebP, EXIF rotation,
+small crop, brightness); everything is standardized with ``ImageStandardizer`` defaults and the
+rule ``is_near_copy`` is applied: copies against their original (recall), and every pair of
+distinct originals (false merges, also counted for the pHash alone and for same-room pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+from PIL import Image, ImageEnhance, ImageOps
+
+from homeshots.sandbox import generate_photo
+from homeshots.settings import Settings
+from imaging.hashing import hamming
+from imaging.standardizer import ImageStandardizer
+from managers.deduplicator import is_near_copy
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT.parent / "shared" / "datasets" / "houses"
+DEFAULT_THRESHOLD = int(Settings.model_fields["dedup_threshold"].default)
+DEFAULT_DHASH_THRESHOLD = int(Settings.model_fields["dedup_dhash_threshold"].default)
+ORIENTATION_TAG = 0x0112
+CROP_FRACTION = 0.03
+Hashes = tuple[int, int]
+"""(pHash, dHash) of one standardized image."""
+
+
+def _jpeg(im: Image.Image, quality: int = 95, exif: bytes | None = None) -> bytes:
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=quality, **({"exif": exif} if exif else {}))
+    return out.getvalue()
+
+
+def reencode_jpeg_q60(im: Image.Image) -> bytes:
+    """The same pixels re-encoded as JPEG quality 60."""
+    return _jpeg(im, quality=60)
+
+
+def resize_half(im: Image.Image) -> bytes:
+    """Half width and height (Lanczos), JPEG q95."""
+    return _jpeg(im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.Resampling.LANCZOS))
+
+
+def webp_q75(im: Image.Image) -> bytes:
+    """The same pixels as WebP quality 75."""
+    out = io.BytesIO()
+    im.save(out, "WEBP", quality=75)
+    return out.getvalue()
+
+
+def exif_rotate(im: Image.Image) -> bytes:
+    """Pixels stored turned 90 degrees counter-clockwise, tagged Orientation 6 so viewers show them upright."""
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    return _jpeg(im.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
+
+
+def crop_edges(im: Image.Image, fraction: float = CROP_FRACTION) -> bytes:
+    """``fraction`` of the width/height cut from each side, JPEG q95."""
+    dx, dy = round(im.width * fraction), round(im.height * fraction)
+    return _jpeg(im.crop((dx, dy, im.width - dx, im.height - dy)))
+
+
+def brighten(im: Image.Image, factor: float = 1.15) -> bytes:
+    """Brightness +15 % (``ImageEnhance.Brightness``), JPEG q95."""
+    return _jpeg(ImageEnhance.Brightness(im).enhance(factor))
+
+
+TRANSFORMS: dict[str, Callable[[Image.Image], bytes]] = {
+    "jpeg q60": reencode_jpeg_q60,
+    "resize 50%": resize_half,
+    "webp q75": webp_q75,
+    "exif rotate": exif_rotate,
+    "crop 3%": crop_edges,
+    "brightness +15%": brighten,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """An original: its file bytes, a display name, and the room kind when the data set says it."""
+
+    name: str
+    room: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoHashes:
+    """Hashes of one original and of each of its transformed copies."""
+
+    original: Hashes
+    copies: dict[str, Hashes]
+
+
+@dataclass(frozen=True, slots=True)
+class PairDistance:
+    """Hamming distances between two distinct originals."""
+
+    i: int
+    j: int
+    phash: int
+    dhash: int
+    same_room: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PairCounts:
+    """Pairs of distinct originals, and how many a rule would merge, overall and same-room."""
+
+    total: int
+    merged: int
+    phash_only: int
+    same_room_total: int
+    same_room_merged: int
+    same_room_phash_only: int
+
+
+def room_of(path: Path) -> str | None:
+    """``12_kitchen.jpg`` -> ``kitchen``; None when the name has no room part."""
+    _, sep, room = path.stem.partition("_")
+    return room if sep and room else None
+
+
+def load_photos(directory: Path | None, limit: int | None) -> tuple[list[Photo], str]:
+    """Originals from ``directory`` if it has JPEGs, else generated ones; and where they came from."""
+    if directory is not None and directory.is_dir():
+        files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+        if files:
+            files = files[:limit] if limit else files
+            return [Photo(p.name, room_of(p), p.read_bytes()) for p in files], f"{len(files)} photos from {directory}"
+    count = limit or 120
+    photos = [Photo(f"generated-{seed}", None, generate_photo(seed, (1024, 683))) for seed in range(count)]
+    return photos, (f"{directory} not found: {count} photos generated with homeshots.sandbox.generate_photo "
+                    "(no room labels, so no same-room hard negatives)")
+
+
+def standardized_hashes(data: bytes, standardizer: ImageStandardizer | None = None) -> Hashes:
+    """(pHash, dHash) of the image as the pipeline standardizes it."""
+    image = (standardizer or ImageStandardizer()).standardize(data)
+    return image.phash, image.dhash
+
+
+def hash_photo(data: bytes) -> PhotoHashes:
+    """Standardize an original and each transformed copy of it."""
+    standardizer = ImageStandardizer()
+    with Image.open(io.BytesIO(data)) as opened:
+        upright = ImageOps.exif_transpose(opened).convert("RGB")
+    copies = {name: standardized_hashes(fn(upright), standardizer) for name, fn in TRANSFORMS.items()}
+    return PhotoHashes(standardized_hashes(data, standardizer), copies)
+
+
+def pair_distances(originals: Sequence[Hashes], rooms: Sequence[str | None]) -> list[PairDistance]:
+    """Distances for every unordered pair of distinct originals."""
+    return [PairDistance(i, j, hamming(originals[i][0], originals[j][0]), hamming(originals[i][1], originals[j][1]),
+                         rooms[i] is not None and rooms[i] == rooms[j])
+            for i, j in combinations(range(len(originals)), 2)]
+
+
+def count_pairs(pairs: Sequence[PairDistance], threshold: int, dhash_threshold: int) -> PairCounts:
+    """How many pairs of distinct originals the rule, and the pHash alone, would merge."""
+    merged = [p for p in pairs if p.phash <= threshold and p.dhash <= dhash_threshold]
+    phash_only = [p for p in pairs if p.phash <= threshold]
+    return PairCounts(
+        total=len(pairs), merged=len(merged), phash_only=len(phash_only),
+        same_room_total=sum(p.same_room for p in pairs), same_room_merged=sum(p.same_room for p in merged),
+        same_room_phash_only=sum(p.same_room for p in phash_only))
+
+
+def copy_merge_share(results: Sequence[PhotoHashes], transform: str, threshold: int, dhash_threshold: int) -> float:
+    """Share of ``transform`` copies the rule merges with their original."""
+    merged = sum(is_near_copy(*r.original, *r.copies[transform], threshold, dhash_threshold) for r in results)
+    return merged / len(results)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, "-" * len(line), *body])
+
+
+def _spread(values: Sequence[int]) -> str:
+    ordered = sorted(values)
+    return f"{statistics.median(ordered):g}/{ordered[int(0.95 * (len(ordered) - 1))]}/{ordered[-1]}"
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def report(photos: Sequence[Photo], results: Sequence[PhotoHashes], thresholds: Sequence[int],
+           dhash_thresholds: Sequence[int], threshold: int, dhash_threshold: int) -> str:
+    """All printed tables."""
+    out: list[str] = []
+    copy_rows = []
+    for name in TRANSFORMS:
+        dp = [hamming(r.original[0], r.copies[name][0]) for r in results]
+        dd = [hamming(r.original[1], r.copies[name][1]) for r in results]
+        phash_alone = sum(d <= threshold for d in dp) / len(results)
+        copy_rows.append([name, _pct(copy_merge_share(results, name, threshold, dhash_threshold)),
+                          _pct(phash_alone), _spread(dp), _spread(dd)])
+    out += [f"(a) copies merged with their original (pHash <= {threshold}, dHash <= {dhash_threshold}), "
+            f"{len(results)} originals",
+            _table(["transform", "merged", "pHash alone", "pHash d med/p95/max", "dHash d med/p95/max"], copy_rows), ""]
+
+    rooms = [p.room for p in photos]
+    pairs = pair_distances([r.original for r in results], rooms)
+    counts = count_pairs(pairs, threshold, dhash_threshold)
+    out += [f"(b) false merges among distinct originals (pHash <= {threshold}, dHash <= {dhash_threshold})",
+            _table(["pairs", "count", "rule merges", "pHash alone merges"], [
+                ["all distinct", f"{counts.total:,}", f"{counts.merged}", f"{counts.phash_only}"],
+                ["same room", f"{counts.same_room_total:,}", f"{counts.same_room_merged}",
+                 f"{counts.same_room_phash_only}"]])]
+    per_room = sorted({r for r in rooms if r})
+    if per_room:
+        room_rows = []
+        for room in per_room:
+            sub = [p for p in pairs if p.same_room and rooms[p.i] == room]
+            c = count_pairs(sub, threshold, dhash_threshold)
+            room_rows.append([room, f"{c.total:,}", f"{c.merged}", f"{c.phash_only}"])
+        out += ["", _table(["same room", "pairs", "rule merges", "pHash alone merges"], room_rows)]
+    else:
+        out.append("(no room labels: same-room hard negatives not measured)")
+    loosest = [p for p in pairs if p.phash <= max(thresholds)]
+    if loosest:
+        out += ["", f"closest distinct pairs (pHash <= {max(thresholds)}):"]
+        for p in sorted(loosest, key=lambda p: (p.phash, p.dhash))[:12]:
+            out.append(f"  {photos[p.i].name} ~ {photos[p.j].name}: pHash {p.phash}, dHash {p.dhash}")
+    out.append("")
+
+    grid_rows = []
+    for t in thresholds:
+        for dt in dhash_thresholds:
+            shares = {name: copy_merge_share(results, name, t, dt) for name in TRANSFORMS}
+            worst = min(shares, key=lambda n: shares[n])
+            c = count_pairs(pairs, t, dt)
+            grid_rows.append([f"{t}", f"{dt}", _pct(statistics.fmean(shares.values())),
+                              f"{worst} {_pct(shares[worst])}", f"{c.merged} ({c.phash_only})",
+                              f"{c.same_room_merged} ({c.same_room_phash_only})"])
+    out += ["(c) threshold grid: copy recall over all transforms, false merges (pHash alone in brackets)",
+            _table(["pHash t", "dHash t", "copies merged", "worst transform", "false merges", "same-room false"],
+                   grid_rows)]
+    return "\n".join(out)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=DATASET, help=f"folder of originals (default {DATASET})")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N photos")
+    parser.add_argument("--thresholds", default="6,8,10", help="pHash thresholds for the grid")
+    parser.add_argument("--dhash-thresholds", default="8,12,16", help="dHash thresholds for the grid")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    photos, origin = load_photos(args.photos, args.limit)
+    print(f"originals: {origin}", flush=True)
+    if len(photos) < 2:
+        parser.error("need at least two photos")
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        results = list(pool.map(hash_photo, [p.data for p in photos], chunksize=8))
+    print(report(photos, results, _ints(args.thresholds), _ints(args.dhash_thresholds),
+                 DEFAULT_THRESHOLD, DEFAULT_DHASH_THRESHOLD))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
