@@ -22,7 +22,8 @@ def near_copy(data: bytes, scale: float = 0.7, quality: int = 82) -> bytes:
         return out.getvalue()
 
 
-def make_catalog(n: int, photos_each: int = 3, *, seed: int = 0) -> tuple[list[Listing], dict[str, bytes]]:
+def make_catalog(n: int, photos_each: int = 3, *, seed: int = 0,
+                 size: tuple[int, int] = (1600, 1200)) -> tuple[list[Listing], dict[str, bytes]]:
     """``n`` listings T1..Tn with distinct generated photos; T2 repeats T1's first photo exactly
     and T3 lists a resized copy of T1's second photo."""
     listings, photos = [], {}
@@ -30,7 +31,7 @@ def make_catalog(n: int, photos_each: int = 3, *, seed: int = 0) -> tuple[list[L
         names = []
         for j in range(photos_each):
             name = f"T{i}_{j}.jpg"
-            photos[name] = generate_photo(seed + i * 100 + j, orientation=6 if j == 1 else None)
+            photos[name] = generate_photo(seed + i * 100 + j, size=size, orientation=6 if j == 1 else None)
             names.append(name)
         listings.append(Listing(f"T{i}", f"{i} Test St", "Phoenix", "85001", names))
     if n >= 3 and photos_each >= 2:
