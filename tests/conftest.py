@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -64,8 +65,9 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
+def redis_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A private redis-server; tests marked ``redis_aof`` get one that keeps an append-only file."""
+    server = RedisServer(tmp_path / "redis", appendonly=request.node.get_closest_marker("redis_aof") is not None)
     server.start()
     yield server
     server.stop()
@@ -81,12 +83,14 @@ class Cluster:
     logs: Path | None = None
 
     def start_worker(self, concurrency: int = 2, name: str = "w1") -> subprocess.Popen[bytes]:
+        """A real worker (main process + prefork children) in its own process group, so a test
+        can SIGKILL the whole worker at once with ``os.killpg``."""
         assert self.logs is not None
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO", "-P", "prefork",
              f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", f"--hostname={name}@%h"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         self.workers.append(proc)
         return proc
 
@@ -99,6 +103,10 @@ class Cluster:
         for proc in self.workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:  # children of a worker killed with SIGKILL may linger
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if proc.poll() is not None:
+                    os.killpg(proc.pid, signal.SIGKILL)
         for proc in self.workers:
             try:
                 proc.wait(timeout=30)

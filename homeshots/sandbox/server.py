@@ -29,6 +29,7 @@ class Request:
     query: dict[str, str]
     headers: Mapping[str, str]
     body: bytes
+    target: str = ""
 
     def form(self) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8", "replace")).items()}
@@ -92,6 +93,8 @@ class SandboxServer:
         self.host, self.port = host, port
         self.request_log: list[tuple[str, str]] = []
         self.request_times: list[float] = []
+        self.request_targets: list[str] = []
+        """The raw request target (path and query) of each request in ``request_log``."""
         """``time.monotonic()`` of each request in ``request_log``, for rate assertions."""
         self._sizes = {name: image_size(data) for name, data in self.photos.items()}
         self._failures: list[_Failure] = []
@@ -182,14 +185,15 @@ class SandboxServer:
                     return failure
         return None
 
-    def _log(self, method: str, path: str) -> None:
+    def _log(self, method: str, path: str, target: str = "") -> None:
         with self._lock:
             self.request_log.append((method, path))
             self.request_times.append(time.monotonic())
+            self.request_targets.append(target or path)
 
     # --- dispatch ------------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
-        self._log(request.method, request.path)
+        self._log(request.method, request.path, request.target)
         failure = self._take_failure(request.path)
         if failure is not None:
             body = failure.body if failure.body is not None else json.dumps({"error": "injected"}).encode()
@@ -253,7 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        request = Request(self.command, unquote(parts.path), query, self.headers, raw)  # type: ignore[arg-type]
+        request = Request(self.command, unquote(parts.path), query, self.headers, raw,  # type: ignore[arg-type]
+                          unquote(self.path))
         response = self.server_state.dispatch(request)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
