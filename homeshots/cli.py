@@ -208,6 +208,31 @@ def manifest(run_id: str, failures: bool) -> None:
             click.echo(json.dumps({"scope": "image"} | row, sort_keys=True))
 
 
+@main.command()
+@click.option("--address", default="127.0.0.1", show_default=True, help="Listen address (0.0.0.0 to expose it).")
+@click.option("--port", default=5555, show_default=True)
+def flower(address: str, port: int) -> None:
+    """Flower for this cluster; refuses to start without HOMESHOTS_FLOWER_BASIC_AUTH or OAuth settings."""
+    from homeshots.flower import run_flower
+
+    sys.exit(run_flower(get_settings(), address, port))
+
+
+@main.command()
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9808, show_default=True)
+def metrics(address: str, port: int) -> None:
+    """Serve Prometheus metrics: run progress, images by source, queue depth, rate-limit waits."""
+    from homeshots.metrics import serve_metrics
+    from homeshots.redis_client import connect
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise click.UsageError("the metrics exporter needs HOMESHOTS_REDIS_URL")
+    console.print(f"metrics on http://{address}:{port}/metrics")
+    serve_metrics(connect(settings.redis_url), settings, address, port)
+
+
 def _default_photo_dir() -> Path | None:
     candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "houses"
     return candidate if candidate.is_dir() else None

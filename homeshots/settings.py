@@ -122,6 +122,16 @@ class Settings(BaseSettings):
     page_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Largest API response or HTML page accepted from a source."""
 
+    # --- monitoring -------------------------------------------------------------------------------
+    flower_basic_auth: SecretStr = SecretStr("")
+    """``user:password[,user2:password2]`` for ``homeshots flower``; it refuses to start without auth."""
+    flower_auth: str | None = None
+    """Flower's OAuth e-mail regex (with the HOMESHOTS_FLOWER_OAUTH2_* settings) instead of basic auth."""
+    flower_auth_provider: str = "flower.views.auth.GithubLoginHandler"
+    flower_oauth2_key: str | None = None
+    flower_oauth2_secret: SecretStr = SecretStr("")
+    flower_oauth2_redirect_uri: str | None = None
+
     @field_validator("sources", "allow_private_hosts", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:

@@ -38,12 +38,17 @@ def submit_window(run_id: str, generation: int, index: int) -> None:
     runs = RunManager(client, run_id)
     properties = runs.window_properties(generation, index)
     sources = runs.sources()
-    header = [extract_property.s(run_id, p, sources) for p in properties]
+    header = [extract_property.s(run_id, p, sources).set(argsrepr=_readable(run_id, p)) for p in properties]
     body = finish_window.s(run_id, generation, index).set(queue=CALLBACK_QUEUE)
     body.link_error(window_failed.s(run_id=run_id, generation=generation, index=index).set(queue=CALLBACK_QUEUE))
     with denied_join_result():
         # Nobody waits on these results: don't subscribe to a result channel per sent task.
         chord(header)(body)
+
+
+def _readable(run_id: str, prop: dict[str, Any]) -> str:
+    """What Flower shows for a task: run, property id and address (the arguments hold no secrets)."""
+    return f"run={run_id} property={prop['property_id']} address={prop.get('address', '')!r}"
 
 
 def send_finish(run_id: str, generation: int, index: int) -> None:
