@@ -233,6 +233,25 @@ def metrics(address: str, port: int) -> None:
     serve_metrics(connect(settings.redis_url), settings, address, port)
 
 
+@main.command()
+@click.argument("run_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True)
+@click.option("--limit", default=200, show_default=True, help="Properties shown in the contact sheets.")
+def report(run_id: str, output: Path, limit: int) -> None:
+    """Write a self-contained HTML report of RUN_ID: result, failures, contact sheets, merged duplicates."""
+    from homeshots.report import ReportBuilder
+    from homeshots.session import open_session
+    from managers.run_manager import RunManager
+
+    with open_session(workers=False) as session:
+        if not RunManager(session.client, run_id).exists():
+            raise click.ClickException(f"no run {run_id!r} in this Redis")
+        page = ReportBuilder(session.client, open_store(session.settings), run_id, max_properties=limit).build()
+    output.write_text(page, encoding="utf-8")
+    console.print(f"report written: {output.resolve()} ({len(page) // 1024} KiB)")
+
+
 def _default_photo_dir() -> Path | None:
     candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "houses"
     return candidate if candidate.is_dir() else None

@@ -17,7 +17,7 @@ from homeshots.models import ImageRef, Property
 from homeshots.store import image_key, sniff_format
 from homeshots.worker_context import WorkerContext
 from imaging.hashing import int_to_hex
-from imaging.standardizer import StandardizedImage
+from imaging.standardizer import StandardizedImage, thumbnail
 from managers.deduplicator import ImageRecord
 from managers.extraction_stats import StatsTracker
 from managers.manifest_manager import ManifestEntry, ManifestManager
@@ -126,6 +126,9 @@ class PropertyPipeline:
             tracker.record_unique(ref.source, newly_stored=record.run_id == self.run_id)
         else:
             tracker.record_duplicate(ref.source)
+            # A small thumbnail of the copy (not stored otherwise) lets the run report show it beside
+            # the kept image, so a person can judge the merge.
+            self.ctx.store.put(image_key("thumbs", mine.sha256, "JPEG"), thumbnail(std.data))
             if mine.source_pixels > record.source_pixels:
                 self._upgrade(record, mine, raw, std.data, tracker)
         return ManifestEntry(

@@ -198,3 +198,13 @@ class ImageStandardizer:
         else:
             im.save(buf, "WEBP", quality=self.jpeg_quality)
         return buf.getvalue()
+
+
+def thumbnail(data: bytes, size: int = 256) -> bytes:
+    """A small JPEG of an (already standardized) image, for reports."""
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=80)
+        return out.getvalue()
