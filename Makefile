@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup redis-server chromium flower demo test test-chaos lint clean
 
-setup: $(VENV)/.installed redis-server chromium
+setup: $(VENV)/.installed redis-server
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup lint
+test: setup chromium lint
 	$(BIN)/pytest -q
 
 test-chaos: setup

@@ -70,6 +70,7 @@ def backfill(properties_file: Path, sources: str | None, resume: bool, run_id: s
 
 def _wait(session: Session, run_id: str) -> None:
     """Progress bar until the run result is written; reconcile when nothing moves for a while."""
+    from homeshots.display import RateColumn
     from homeshots.reconcile import reconcile
     from managers.run_manager import RunManager
     from managers.state_manager import StateManager
@@ -78,7 +79,7 @@ def _wait(session: Session, run_id: str) -> None:
     runs, state = RunManager(client, run_id), StateManager(client, run_id)
     total = int(runs.meta().get("total_properties", 0))
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeRemainingColumn()]
+               TextColumn("{task.fields[detail]}"), RateColumn(), TimeRemainingColumn()]
     last_progress, last_change = None, time.monotonic()
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("properties", total=total, detail="")
@@ -104,7 +105,7 @@ def _wait(session: Session, run_id: str) -> None:
 
 
 def _show(client: redis.Redis, run_id: str, *, as_json: bool) -> None:
-    from homeshots.display import print_failures, print_result
+    from homeshots.display import print_failures, print_result, progress_line
     from managers.run_manager import RunManager
     from managers.state_manager import StateManager
 
@@ -121,6 +122,8 @@ def _show(client: redis.Redis, run_id: str, *, as_json: bool) -> None:
         click.echo(json.dumps(out, indent=2, sort_keys=True))
         return
     where = open_store(get_settings()).location("processed")
+    if meta.get("status") != "finished":
+        console.print(progress_line(result, meta))
     print_result(console, result, status=meta.get("status", "?"), where=where)
     print_failures(console, failures)
 

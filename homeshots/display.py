@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import ProgressColumn, Task
 from rich.table import Table
+from rich.text import Text
+
+
+class RateColumn(ProgressColumn):
+    """Properties per second (rich's own speed columns assume bytes)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} props/s" if task.speed else "-- props/s")
+
+
+def progress_line(result: dict[str, Any], meta: dict[str, str]) -> str:
+    """A run in progress, as another machine sees it: done/total, failed, stored, rate, ETA."""
+    total = int(result.get("total_properties", 0))
+    done = int(result.get("properties_completed", 0)) + int(result.get("properties_failed", 0))
+    started = datetime.fromisoformat(meta["started_at"]) if meta.get("started_at") else None
+    elapsed = (datetime.now(UTC) - started).total_seconds() if started else 0.0
+    fresh = done - int(result.get("properties_skipped", 0))
+    rate = fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
+    eta = f"{(total - done) / rate:.0f}s" if rate else "?"
+    return (f"progress: {done}/{total} properties ({result.get('properties_failed', 0)} failed), "
+            f"{result.get('images_stored', 0)} images stored, {rate:.1f} properties/s, ETA {eta}")
 
 SOURCE_COLUMNS = [("images_found", "found"), ("images_downloaded", "downloaded"),
                   ("images_stored", "stored"), ("duplicates_detected", "duplicates"), ("copies_upgraded", "upgraded"),

@@ -39,6 +39,8 @@ def test_resume_finishes_windows_whose_callbacks_were_lost(tmp_path, cluster_fac
         assert client.llen("homeshots.callbacks") >= 1
         client.delete("homeshots.callbacks")  # the callback messages are lost
         assert status_json(cluster, "lost")["status"] == "running"
+        in_progress = cluster.cli("status", "lost")
+        assert "progress: 5/5 properties (0 failed)" in " ".join(in_progress.stdout.split()), in_progress.stdout
 
         cluster.start_worker(concurrency=2, name="healer")
         resumed = cluster.cli("resume", "lost")
