@@ -87,6 +87,8 @@ def submit_backfill(client: redis.Redis, settings: Settings, path: Path, *, run_
     return Submission(run_id, generation, total, skipped, total - skipped, windows, bad)
 
 
+
+
 def _discard_windows(client: redis.Redis, run_id: str, generation: int, windows: int) -> None:
     if windows:
         client.delete(*(keys.window(run_id, generation, i) for i in range(windows)))

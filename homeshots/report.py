@@ -28,9 +28,9 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{margin:0 0 4px}h2{margin-top:32px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.bad{color:#b00020;font-weight:600}
-.sheet{display:flex;flex-wrap:wrap;gap:8px}.card{width:264px;font-size:12px;overflow-wrap:anywhere}.card img{width:256px;
-border:1px solid #ddd;display:block}.pair{display:flex;gap:12px;align-items:flex-start;margin:10px 0;
-padding:8px;border:1px solid #eee}.muted{color:#777}
+.sheet{display:flex;flex-wrap:wrap;gap:8px}.card{width:264px;font-size:12px;overflow-wrap:anywhere}
+.card img{width:256px;border:1px solid #ddd;display:block}
+.pair{display:flex;gap:12px;align-items:flex-start;margin:10px 0;padding:8px;border:1px solid #eee}.muted{color:#777}
 """
 CHECK = """
 window.addEventListener('load', () => {

@@ -141,14 +141,13 @@ class RunManager:
                               counters: dict[str, int]) -> None:
         """The counters of a property's latest attempt, for a callback that lacks its result.
 
-        Recording an outcome also clears the property's delivery count (see ``count_delivery``).
+        Recording an outcome also clears the property's delivery count: only tasks killed before
+        they recorded anything (SIGKILL, out of memory) add up to "poison".
         """
         pipe.hset(self.pstats_key, property_id, json.dumps(counters, sort_keys=True))
         pipe.hdel(self.deliveries_key, property_id)
 
-    def count_delivery(self, property_id: str) -> int:
-        """How often a task for the property started without recording an outcome (kills, OOM)."""
-        return int(self.client.hincrby(self.deliveries_key, property_id, 1))
+
 
     def property_stats(self, property_ids: list[str]) -> dict[str, dict[str, int]]:
         if not property_ids:

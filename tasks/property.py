@@ -37,10 +37,10 @@ def extract_property(self: Task, run_id: str, prop: dict[str, Any], sources: lis
     try:
         item = Property.from_dict(prop)
         ctx = get_context()
-        runs = RunManager(ctx.redis, run_id)
-        if StateManager(ctx.redis, run_id).is_completed(pid):
+        completed, deliveries = _start(ctx.redis, run_id, pid)
+        if completed:
             return {"property_id": pid, "status": "skipped", "counters": {}, "reason": None}
-        if runs.count_delivery(pid) > MAX_DELIVERIES:
+        if deliveries > MAX_DELIVERIES:
             outcome = _record_failure(run_id, pid, "poison", f"its task was killed {MAX_DELIVERIES} times")
         else:
             deadline = max(5, get_settings().task_soft_time_limit - 15)
@@ -58,6 +58,16 @@ def extract_property(self: Task, run_id: str, prop: dict[str, Any], sources: lis
         log.exception("unexpected error on property %s", pid)
         outcome = _record_failure(run_id, pid, "error", f"{type(exc).__name__}: {exc}")
     return outcome.to_result()
+
+
+def _start(client: redis.Redis, run_id: str, pid: str) -> tuple[bool, int]:
+    """Is the property already completed, and how often has a task for it started? One round trip."""
+    state, runs = StateManager(client, run_id), RunManager(client, run_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.sismember(state.completed_key, pid)
+    pipe.hincrby(runs.deliveries_key, pid, 1)
+    completed, deliveries = pipe.execute()
+    return bool(completed), int(deliveries)
 
 
 def _record_failure(run_id: str, pid: str, kind: str, message: str) -> PropertyOutcome:
