@@ -14,7 +14,6 @@ As in ``phoenix_mls``: pure parsing on top (``ParseError`` naming the field), a 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -24,12 +23,10 @@ from typing import Any
 
 import httpx
 
-from extractors.base import ImageExtractor
-from extractors.http import Sleep, fetch, redact_url
+from extractors.base import HttpExtractor
+from extractors.http import redact_url
 from homeshots.errors import ParseError, SourceError
 from homeshots.models import ImageRef, Property
-from homeshots.politeness import SourceLimiter
-from homeshots.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -212,19 +209,14 @@ def parse_sketches(payload: object, *, apn: str) -> tuple[list[ImageRef], int]:
 # --- client ----------------------------------------------------------------------------------------
 
 
-class MaricopaAssessorExtractor(ImageExtractor):
+class MaricopaAssessorExtractor(HttpExtractor):
     """Sketch images of the property's parcel; [] when the assessor has no such parcel or no sketch."""
 
     name = SOURCE
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings, *, limiter: SourceLimiter | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        self._client = client
-        self._s = settings
-        self._policy = settings.policy(SOURCE)
-        self._limiter = limiter
-        self._sleep = sleep
-        self._base = settings.maricopa_base_url.rstrip("/")
+    @property
+    def _base(self) -> str:
+        return self._s.maricopa_base_url.rstrip("/")
 
     async def extract(self, prop: Property) -> list[ImageRef]:
         token = self._s.maricopa_token.get_secret_value().strip()
@@ -285,11 +277,7 @@ class MaricopaAssessorExtractor(ImageExtractor):
                    params: dict[str, str] | None = None) -> httpx.Response | None:
         """One GET with the token header; None for 404/204 (nothing there), SourceError for refusals."""
         headers = {"AUTHORIZATION": token, "Accept": "application/json", "User-Agent": self._policy.user_agent}
-        response = await fetch(
-            self._client, "GET", url, source=SOURCE, property_id=prop.property_id,
-            max_retries=self._policy.max_retries, timeout=self._policy.timeout, max_bytes=self._s.page_max_bytes,
-            headers=headers, params=params, sleep=self._sleep, limiter=self._limiter,
-        )  # fmt: skip
+        response = await self._fetch(url, prop, headers=headers, params=params)
         status = response.status_code
         if status in (401, 403):
             raise SourceError(SOURCE, prop.property_id, f"token refused (HTTP {status} from {redact_url(url)}); "

@@ -8,20 +8,15 @@ a ``ParseError`` naming what was wrong. The bottom half is a thin client that ma
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 from typing import Any
 
-import httpx
-
-from extractors.base import ImageExtractor
-from extractors.http import Sleep, fetch, redact_url
+from extractors.base import HttpExtractor
+from extractors.http import redact_url
 from homeshots.errors import ParseError, SourceError
 from homeshots.models import ImageRef, Property
-from homeshots.politeness import SourceLimiter
-from homeshots.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -221,19 +216,14 @@ def parse_above_the_fold(payload: object, *, property_id: str) -> list[ImageRef]
 # --- client -------------------------------------------------------------------------------------------
 
 
-class RedfinExtractor(ImageExtractor):
+class RedfinExtractor(HttpExtractor):
     """Listing photos from Redfin; [] when Redfin has no such home, ``SourceError`` when it fails or blocks."""
 
     name = SOURCE
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings, *, limiter: SourceLimiter | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        self._client = client
-        self._s = settings
-        self._policy = settings.policy(SOURCE)
-        self._limiter = limiter
-        self._sleep = sleep
-        self._base = settings.redfin_base_url.rstrip("/")
+    @property
+    def _base(self) -> str:
+        return self._s.redfin_base_url.rstrip("/")
 
     async def extract(self, prop: Property) -> list[ImageRef]:
         try:
@@ -257,12 +247,8 @@ class RedfinExtractor(ImageExtractor):
     async def _get(self, path: str, params: dict[str, str], prop: Property) -> object | None:
         """One stingray GET, decoded; None on 404. Bot walls are blocked, other statuses permanent."""
         url = self._base + path
-        response = await fetch(
-            self._client, "GET", url, source=SOURCE, property_id=prop.property_id,
-            max_retries=self._policy.max_retries, timeout=self._policy.timeout, max_bytes=self._s.page_max_bytes,
-            headers={"Accept": "application/json, text/plain, */*", "User-Agent": self._policy.user_agent},
-            params=params, sleep=self._sleep, limiter=self._limiter,
-        )  # fmt: skip
+        response = await self._fetch(url, prop, params=params,
+                                     headers={"Accept": "application/json, text/plain, */*"})
         status, where = response.status_code, f"HTTP {response.status_code} from {redact_url(url)}"
         waf = response.headers.get("x-amzn-waf-action", "") or response.headers.get("cf-mitigated", "")
         if status == 403 or waf or is_challenge_page(response.content[:200_000].decode("utf-8", "replace")):

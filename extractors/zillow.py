@@ -10,7 +10,6 @@ PerimeterX bot wall into a loud ``blocked`` failure, never "0 photos".
 
 from __future__ import annotations
 
-import asyncio
 import html as htmllib
 import json
 import logging
@@ -20,12 +19,10 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
-from extractors.base import ImageExtractor
-from extractors.http import Sleep, fetch, redact_url
+from extractors.base import HttpExtractor
+from extractors.http import redact_url
 from homeshots.errors import ParseError, SourceError
 from homeshots.models import ImageRef, Property
-from homeshots.politeness import SourceLimiter
-from homeshots.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -237,28 +234,16 @@ def _origin(url: str) -> tuple[str, int | None]:
     return (parts.hostname or "").lower(), default and (parts.port or default)
 
 
-class ZillowExtractor(ImageExtractor):
+class ZillowExtractor(HttpExtractor):
     """Photos from Zillow's home-details page; [] when Zillow has no such home."""
 
     name = SOURCE
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings, *, limiter: SourceLimiter | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        self._client = client
-        self._s = settings
-        self._policy = settings.policy(SOURCE)
-        self._limiter = limiter
-        self._sleep = sleep
 
     async def extract(self, prop: Property) -> list[ImageRef]:
         url = home_url(self._s.zillow_base_url, prop)
         for _ in range(MAX_REDIRECTS + 1):
-            response = await fetch(
-                self._client, "GET", url, source=SOURCE, property_id=prop.property_id,
-                max_retries=self._policy.max_retries, timeout=self._policy.timeout,
-                max_bytes=self._s.page_max_bytes, headers={"Accept": "text/html"}, sleep=self._sleep,
-                limiter=self._limiter,
-            )  # fmt: skip
+            response = await self._fetch(url, prop, headers={"Accept": "text/html"})
             status = response.status_code
             if status in REDIRECT_STATUSES:
                 url = self._next_url(prop, url, response)
