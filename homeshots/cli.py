@@ -101,7 +101,8 @@ def _wait(session: Session, run_id: str) -> None:
                 raise click.ClickException("the embedded workers stopped; see homeshots-data/logs/worker.log")
             time.sleep(0.5)
         summary = state.summary()
-        progress.update(bar, completed=min(total, summary.completed + summary.failed))
+        progress.update(bar, completed=min(total, summary.completed + summary.failed),
+                        detail=f"failed {summary.failed}, images stored {runs.counters().get('run.images_stored', 0)}")
 
 
 def _show(client: redis.Redis, run_id: str, *, as_json: bool) -> None:
