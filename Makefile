@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup redis-server chromium flower demo test test-chaos lint clean
+.PHONY: setup redis-server chromium flower demo test test-chaos lint bench clean
 
 setup: $(VENV)/.installed redis-server
 
@@ -40,6 +40,11 @@ test: setup chromium lint
 
 test-chaos: setup
 	$(BIN)/pytest -q -m chaos
+
+# Every benchmark in benchmarks/ (dedup index and quality, state O(1), memory, submission, throughput):
+# numbers and ratios against baselines measured in the same run; see benchmarks/RESULTS.md.
+bench: setup
+	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) homeshots-data .pytest_cache .ruff_cache

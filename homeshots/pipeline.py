@@ -53,8 +53,6 @@ class PropertyPipeline:
         self.ctx = ctx
         self.run_id = run_id
         self._sem = asyncio.Semaphore(ctx.settings.download_concurrency)
-        self._cpu = asyncio.Semaphore(2)
-        """At most two decodes at once per task: bounds memory (a 100 MP photo is ~300 MB decoded)."""
 
     async def run(self, prop: Property, sources: list[str]) -> PropertyOutcome:
         tracker = StatsTracker()
@@ -88,8 +86,9 @@ class PropertyPipeline:
             else:
                 async with self._sem:
                     raw = await self.ctx.downloader_for(ref.source).fetch(ref.url or "")
-            async with self._cpu:
-                std = await asyncio.to_thread(self.ctx.standardizer.standardize, raw)
+            # The process's image lane: downloads go on while earlier photos are standardized,
+            # and memory stays bounded (a 100 MP photo is ~300 MB decoded).
+            std = await self.ctx.standardize(raw)
         except DownloadError as exc:
             return self._failed(ref, tracker, out, exc.kind, str(exc), retryable=exc.retryable)
         except HomeshotsError as exc:

@@ -17,6 +17,8 @@ from homeshots.errors import ImageError
 from imaging.hashing import phash_to_int, pixel_sha256
 
 OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP")
+PNG_STRATEGIES = {"default": -1, "rle": 3}
+"""zlib strategies for the PNG encoder (``Z_DEFAULT_STRATEGY``, ``Z_RLE``): same pixels, other bytes."""
 _WHITE = (255, 255, 255)
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -128,15 +130,19 @@ class ImageStandardizer:
         png_compress_level: int = 1,
         jpeg_quality: int = 90,
         max_pixels: int = 100_000_000,
+        png_strategy: str = "rle",
     ) -> None:
         fmt = output_format.upper()
         if fmt not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, not {output_format!r}")
         if max_dimension < 1 or max_pixels < 1:
             raise ValueError("max_dimension and max_pixels must be positive")
+        if png_strategy not in PNG_STRATEGIES:
+            raise ValueError(f"png_strategy must be one of {sorted(PNG_STRATEGIES)}, not {png_strategy!r}")
         self.max_dimension = max_dimension
         self.output_format = fmt
         self.png_compress_level = png_compress_level
+        self.png_strategy = png_strategy
         self.jpeg_quality = jpeg_quality
         self.max_pixels = max_pixels
 
@@ -192,7 +198,8 @@ class ImageStandardizer:
         """Encode with explicit options only, so no metadata reaches the file."""
         buf = io.BytesIO()
         if self.output_format == "PNG":
-            im.save(buf, "PNG", compress_level=self.png_compress_level)
+            im.save(buf, "PNG", compress_level=self.png_compress_level,
+                    compress_type=PNG_STRATEGIES[self.png_strategy])
         elif self.output_format == "JPEG":
             im.save(buf, "JPEG", quality=self.jpeg_quality, optimize=False)
         else:

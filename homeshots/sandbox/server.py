@@ -248,6 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = 30
+    disable_nagle_algorithm = True  # small JSON answers would otherwise wait ~40 ms for a delayed ACK
     server_state: SandboxServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read request_log instead

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import redis
+
 from tests.conftest import base_env
 from tests.integration.helpers import make_catalog, sandbox_for, write_csv
 
@@ -35,10 +37,15 @@ def test_sigkilled_cli_stops_its_redis_and_workers_and_resumes(tmp_path):
         proc = subprocess.Popen(cli, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         info = work / "homeshots-data" / "redis" / "embedded.json"
         deadline = time.monotonic() + 60
-        while not list((work / "homeshots-data").rglob("*.png")):
-            assert time.monotonic() < deadline and proc.poll() is None, "no image stored in time"
-            time.sleep(0.1)
-        redis_pid = json.loads(info.read_text())["pid"]
+        while not info.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the embedded Redis did not start"
+            time.sleep(0.05)
+        embedded = json.loads(info.read_text())
+        client = redis.Redis(port=embedded["port"], decode_responses=True)
+        while client.scard("hs:run:{killed}:completed") < 2:  # kill it part-way: some done, most not
+            assert time.monotonic() < deadline and proc.poll() is None, "no property completed in time"
+            time.sleep(0.05)
+        redis_pid = embedded["pid"]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 60

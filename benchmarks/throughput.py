@@ -1,0 +1,505 @@
+"""Images per second of the whole pipeline against bare Pillow, with latency, and with 1 vs 2 workers.
+
+Run from the repo root: ``python -m benchmarks.throughput [--images N] [--photos-each 4]`` (~4 min on
+2 cores; results and their reading in ``benchmarks/RESULTS.md``).
+
+Photos: ``../shared/datasets/houses`` (beside the checkout) upscaled to MLS-size photos (3000 px
+longest side, JPEG q90) when that folder exists, else ``homeshots.sandbox.generate_photo`` at
+3000x2000. Nothing is copied into the project: the photos live in memory and the sandbox serves them.
+
+Measured in the same run, so every ratio compares like with like:
+
+* **bare**: ``ImageStandardizer.standardize`` (decode + orient + sRGB + resize + encode + pixel
+  sha256 + pHash + dHash) over every photo in a loop in this process, with the workers' settings.
+* **pipeline**: a private ``redis-server``, the sandbox (MLS only, ``--photos-each`` photos per
+  listing, ``latency`` seconds per image response) on 127.0.0.1, a local-folder store in a temp dir
+  and real ``celery -A celery_app worker -P POOL --concurrency=C`` processes; a warm-up run
+  (imports, OAuth token, connections), then the measured run, submitted with ``submit_backfill``
+  from a helper process and timed from submission to the run's ``finished_at`` (chord callbacks and
+  the final result included). Around the measured run: CPU seconds of the worker processes, of
+  redis-server and of the sandbox (this process), the CPU the machine spent on anything else
+  ("other load": noise from other users), and Redis' command counts, command times and network
+  bytes (``INFO commandstats`` / ``INFO stats``; the helper's status polls are subtracted).
+
+1. floor: pipeline with one prefork worker process (c=1) / bare, for each ``--png LEVEL:STRATEGY``
+   (goal >= 0.85);
+2. latency hiding: the sandbox answering each photo after ``--latency`` (50 ms) / without, for
+   prefork c=1, for ``--big-listing`` photos per listing, and for one ``-P threads`` worker process
+   with ``--threads`` task threads sharing one image lane (goal >= 0.9);
+3. scale-out: prefork c=2 / c=1 (goal >= 1.8), and with latency: prefork c=2 against two
+   ``-P threads`` worker processes.
+
+The sandbox's server writes a response's headers and body separately; on a small (API) response
+Nagle's algorithm then waits ~40 ms for the client's delayed ACK, a delay no real service adds, so
+this benchmark turns Nagle off on the sandbox's sockets (``disable_nagle_algorithm``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT.parent / "shared" / "datasets" / "houses"
+MLS_LONGEST = 3000
+"""Longest side of the photos as the MLS serves them (its full-size JPEGs)."""
+WARMUP_SEED = 900_000
+POLL_SECONDS = 0.2
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- photos ---------------------------------------------------------------------------------------
+def _upscaled(path: Path) -> bytes:
+    with Image.open(path) as opened:
+        im = opened.convert("RGB")
+    scale = MLS_LONGEST / max(im.size)
+    im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BICUBIC)
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def load_photos(count: int) -> tuple[list[bytes], str]:
+    """``count`` distinct MLS-size JPEGs and where they came from."""
+    from homeshots.sandbox import generate_photo
+
+    files = sorted(DATASET.glob("*.jpg")) if DATASET.is_dir() else []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        photos = list(pool.map(_upscaled, files[:count]))
+        extra = count - len(photos)
+        photos += list(pool.map(lambda i: generate_photo(10_000 + i, size=(MLS_LONGEST, 2000)), range(extra)))
+    if files and extra <= 0:
+        origin = f"{DATASET} ({count} of {len(files)} photos, upscaled to {MLS_LONGEST} px, JPEG q90)"
+    elif files:
+        origin = f"{DATASET} ({len(files)} photos upscaled to {MLS_LONGEST} px) + {extra} generated"
+    else:
+        origin = f"generated (homeshots.sandbox.generate_photo, {MLS_LONGEST}x2000 JPEG q90)"
+    return photos, origin
+
+
+# --- bare Pillow ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Png:
+    """PNG encoder settings: ``HOMESHOTS_PNG_COMPRESS_LEVEL`` and ``HOMESHOTS_PNG_STRATEGY``."""
+
+    level: int
+    strategy: str
+
+    @classmethod
+    def parse(cls, text: str) -> Png:
+        level, _, strategy = text.partition(":")
+        return cls(int(level), strategy or "default")
+
+    def __str__(self) -> str:
+        return f"PNG level {self.level} {self.strategy}"
+
+    def env(self) -> dict[str, str]:
+        return {"HOMESHOTS_PNG_COMPRESS_LEVEL": str(self.level), "HOMESHOTS_PNG_STRATEGY": self.strategy}
+
+
+def bare(photos: list[bytes], png: Png) -> tuple[float, float, int, float]:
+    """(images/s, CPU s per image, mean output bytes, other load in cores) of ``standardize`` alone."""
+    from homeshots.settings import Settings
+    from imaging.standardizer import ImageStandardizer
+
+    s = Settings(png_compress_level=png.level, png_strategy=png.strategy)
+    std = ImageStandardizer(max_dimension=s.max_dimension, output_format=s.output_format,
+                            png_compress_level=s.png_compress_level, jpeg_quality=s.jpeg_quality,
+                            max_pixels=s.max_image_pixels, png_strategy=s.png_strategy)
+    std.standardize(photos[-1])  # imports and first-call costs out of the timing
+    cpu0, busy0, t0, size = time.process_time(), _busy_seconds(), time.perf_counter(), 0
+    for data in photos:
+        size += len(std.standardize(data).data)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    foreign = max(0.0, _busy_seconds() - busy0 - cpu) / wall
+    return len(photos) / wall, cpu / len(photos), size // len(photos), foreign
+
+
+# --- the whole pipeline ---------------------------------------------------------------------------------
+@dataclass
+class PipelineResult:
+    label: str
+    images: int
+    seconds: float
+    worker_cpu: float
+    pool_cpu: float
+    """CPU of the worker's pool processes (children); the rest of ``worker_cpu`` is its main process."""
+    redis_cpu: float
+    sandbox_cpu: float
+    commands: dict[str, int]
+    usec: dict[str, int]
+    """Redis' own time per command (a script's time includes the commands it calls)."""
+    net_bytes: int
+    foreign_cpu: float
+    """CPU seconds the machine spent on anything else during the run (other users' load: noise)."""
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.images / self.seconds
+
+    @property
+    def total_commands(self) -> int:
+        return sum(self.commands.values())
+
+
+def _process_tree_cpu(root_pid: int, *, children_only: bool = False) -> float:
+    """utime + stime (seconds) of ``root_pid`` and all its descendants still alive."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    if children_only:
+        tree.discard(root_pid)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, ours and others')."""
+    with open("/proc/stat") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK  # minus idle and iowait
+
+
+def _redis_snapshot(client: object) -> tuple[dict[str, int], dict[str, int], int, float]:
+    """(calls and microseconds per command, network bytes in + out, CPU seconds) of the redis-server."""
+    stats = client.info("commandstats")  # type: ignore[attr-defined]
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    usec = {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
+    net = client.info("stats")  # type: ignore[attr-defined]
+    cpu = client.info("cpu")  # type: ignore[attr-defined]
+    return (calls, usec, int(net["total_net_input_bytes"]) + int(net["total_net_output_bytes"]),
+            float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))
+
+
+def _listings(prefix: str, photos: list[bytes], each: int) -> tuple[list, dict[str, bytes]]:
+    from homeshots.sandbox import Listing
+
+    listings, served = [], {}
+    for start in range(0, len(photos), each):
+        key = f"{prefix}{start // each + 1:05d}"
+        names = []
+        for j, data in enumerate(photos[start:start + each]):
+            names.append(f"{key}_{j}.jpg")
+            served[names[-1]] = data
+        listings.append(Listing(key, f"{start // each + 1} {prefix} Bench St", "Phoenix", "85001", names))
+    return listings, served
+
+
+def _write_csv(path: Path, listings: list) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["address", "city", "state", "zip", "mls_listing_key"])
+        writer.writeheader()
+        for x in listings:
+            writer.writerow({"address": x.address, "city": x.city, "state": "AZ", "zip": x.postal_code,
+                             "mls_listing_key": x.listing_key})
+    return path
+
+
+@contextlib.contextmanager
+def _worker(env: dict[str, str], concurrency: int, pool: str, log: Path,
+            name: str = "bench") -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=WARNING", "-P", pool,
+             f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", f"--hostname={name}@%h"],
+            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _submit(env: dict[str, str], csv_path: Path, run_id: str, timeout: float,
+            before_go: object = None) -> dict:
+    """Submit a run from a helper process (its own Celery app and settings) and wait for its end."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.throughput", "--submit", str(csv_path),
+                             "--run-id", run_id, "--timeout", str(timeout)],
+                            env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.wait()
+        raise RuntimeError("the submitting helper did not start")
+    if callable(before_go):
+        before_go()
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    proc.wait()
+    if not line.strip():
+        raise RuntimeError(f"run {run_id} did not finish within {timeout:.0f}s")
+    return json.loads(line)
+
+
+def submit_and_wait(csv_path: str, run_id: str, timeout: float) -> None:
+    """The helper: ``ready``, wait for ``go``, submit, poll the run, print one JSON line."""
+    from datetime import datetime
+
+    from celery_app.app import release_result_subscriptions
+    from homeshots.backfill import submit_backfill
+    from homeshots.redis_client import connect
+    from homeshots.settings import get_settings
+    from managers.run_manager import RunManager
+
+    settings = get_settings()
+    client = connect(settings.redis_url)
+    runs = RunManager(client, run_id)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.time()
+    submit_backfill(client, settings, Path(csv_path), run_id=run_id, sources=["mls"], resume=False,
+                    skip_bad_rows=False)
+    polls, deadline = 0, time.monotonic() + timeout
+    while True:
+        polls += 1
+        if client.hget(runs.meta_key, "status") == "finished":
+            break
+        if time.monotonic() > deadline:
+            print("", flush=True)
+            return
+        time.sleep(POLL_SECONDS)
+    finished = datetime.fromisoformat(client.hget(runs.meta_key, "finished_at")).timestamp()
+    release_result_subscriptions()
+    print(json.dumps({"seconds": finished - started, "polls": polls, "counters": runs.counters()}), flush=True)
+
+
+def pipeline(label: str, photos: list[bytes], *, each: int, png: Png, concurrency: int = 1,
+             latency: float = 0.0, pool: str = "prefork", workers: int = 1,
+             extra_env: dict[str, str] | None = None) -> PipelineResult:
+    """One measured run against ``workers`` worker commands (``-P pool --concurrency=C`` each)."""
+    from benchmarks.redis_server import private_redis
+    from homeshots.sandbox import SandboxServer, generate_photo
+    from homeshots.sandbox.server import _Handler
+
+    _Handler.disable_nagle_algorithm = True  # see the module docstring: ~40 ms per MLS query otherwise
+    warm = [generate_photo(WARMUP_SEED + i, size=(MLS_LONGEST, 2000))
+            for i in range(each * 2 * concurrency * workers)]
+    warm_listings, warm_photos = _listings("W", warm, each)
+    listings, served = _listings("B", photos, each)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="homeshots-bench-")))
+        client = stack.enter_context(private_redis())
+        port = client.connection_pool.connection_kwargs["port"]
+        sandbox = stack.enter_context(SandboxServer(listings + warm_listings, served | warm_photos,
+                                                    services=["mls"], latency=latency))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOMESHOTS_", "AWS_"))}
+        env |= sandbox.env() | {
+            "HOMESHOTS_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "HOMESHOTS_STORE_URL": f"file://{tmp / 'store'}",
+            "HOMESHOTS_EMBEDDED_DIR": str(tmp / "embedded"),
+            "HOMESHOTS_MLS_RATE": "1000",  # politeness is not what is measured here
+            "PYTHONPATH": str(ROOT),
+        } | png.env() | (extra_env or {})
+        procs = [stack.enter_context(_worker(env, concurrency, pool, tmp / f"worker{i}.log", f"bench{i}"))
+                 for i in range(workers)]
+        timeout = 60 + 2 * len(photos) * max(1, png.level)
+        _submit(env, _write_csv(tmp / "warm.csv", warm_listings), "bench-warmup", timeout)
+        before: dict[str, object] = {}
+
+        def snapshot() -> None:
+            before["worker"] = sum(_process_tree_cpu(p.pid) for p in procs)
+            before["pool"] = sum(_process_tree_cpu(p.pid, children_only=True) for p in procs)
+            before["redis"] = _redis_snapshot(client)
+            before["self"] = time.process_time()
+            before["busy"] = _busy_seconds()
+
+        out = _submit(env, _write_csv(tmp / "bench.csv", listings), "bench", timeout, snapshot)
+        self_cpu = time.process_time() - before["self"]  # type: ignore[operator]
+        busy = _busy_seconds() - before["busy"]  # type: ignore[operator]
+        worker_cpu = sum(_process_tree_cpu(p.pid) for p in procs) - before["worker"]  # type: ignore[operator]
+        pool_cpu = sum(_process_tree_cpu(p.pid, children_only=True) for p in procs) - before["pool"]  # type: ignore[operator]
+        calls0, usec0, net0, rcpu0 = before["redis"]  # type: ignore[misc]
+        calls1, usec1, net1, rcpu1 = _redis_snapshot(client)
+        commands = {k: v - calls0.get(k, 0) for k, v in calls1.items() if v - calls0.get(k, 0) > 0}
+        usec = {k: v - usec0.get(k, 0) for k, v in usec1.items() if v - usec0.get(k, 0) > 0}
+        # The helper's status polls and our own INFO calls are not pipeline work.
+        commands["hget"] = commands.get("hget", 0) - out["polls"] - 1
+        commands["info"] = commands.get("info", 0) - 3
+        commands = {k: v for k, v in commands.items() if v > 0}
+        ours = worker_cpu + (rcpu1 - rcpu0) + self_cpu
+        return PipelineResult(label, len(photos), out["seconds"], worker_cpu, pool_cpu, rcpu1 - rcpu0, self_cpu,
+                              commands, usec, net1 - net0, max(0.0, busy - ours), out["counters"])
+
+
+# --- report ----------------------------------------------------------------------------------------------
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, load average {load:.2f} at start"
+
+
+def verdict(ratio: float, goal: float) -> str:
+    return f"{'met' if ratio >= goal else 'NOT met'} (goal >= {goal})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--images", type=int, default=160, help="photos per measured run (default 160)")
+    parser.add_argument("--photos-each", type=int, default=4, help="photos per listing (default 4)")
+    parser.add_argument("--png", default="6:default,1:default,1:rle",
+                        help="PNG LEVEL:STRATEGY settings for the floor; the last one is used for the rest")
+    parser.add_argument("--latency", type=float, default=0.05, help="sandbox seconds per image response")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="task threads of the -P threads latency run (0: skip it; default 2)")
+    parser.add_argument("--big-listing", type=int, default=16,
+                        help="photos per listing of the larger-listing latency runs (0: skip them; default 16)")
+    parser.add_argument("--only", default="", help="comma list of parts: floor,latency,scale (default all)")
+    parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the workers")
+    parser.add_argument("--submit", help=argparse.SUPPRESS)
+    parser.add_argument("--run-id", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=600, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.submit:
+        submit_and_wait(args.submit, args.run_id, args.timeout)
+        return
+    parts = set(filter(None, args.only.split(","))) or {"floor", "latency", "scale"}
+    pngs = [Png.parse(x) for x in args.png.split(",")]
+    main_png = pngs[-1]
+    extra = dict(kv.split("=", 1) for kv in args.env)
+    print(f"machine: {machine()}")
+    photos, origin = load_photos(args.images)
+    print(f"photos: {origin}; mean {statistics.mean(map(len, photos)) / 1e6:.2f} MB; "
+          f"{args.photos_each} per listing, {-(-len(photos) // args.photos_each)} listings")
+    if extra:
+        print(f"worker env: {extra}")
+    results: dict[str, PipelineResult] = {}
+    rows: list[str] = []
+    ms = f"{1000 * args.latency:.0f} ms"
+
+    def run(label: str, **kw: object) -> PipelineResult:
+        if label not in results:
+            kw.setdefault("each", args.photos_each)
+            r = results[label] = pipeline(label, photos, extra_env=extra, **kw)  # type: ignore[arg-type]
+            print(f"  pipeline, {label}: {r.rate:.2f} images/s ({r.seconds:.1f} s); CPU ms per image: worker "
+                  f"{1000 * r.worker_cpu / r.images:.0f} (main process "
+                  f"{1000 * (r.worker_cpu - r.pool_cpu) / r.images:.1f}), redis {1000 * r.redis_cpu / r.images:.1f}, "
+                  f"sandbox {1000 * r.sandbox_cpu / r.images:.1f}; other load {r.foreign_cpu / r.seconds:.2f} "
+                  f"cores; {_short(r.counters)}", flush=True)
+        return results[label]
+
+    if "floor" in parts:
+        print("\n1. floor: bare Pillow (this process) vs the pipeline with one worker process (prefork, c=1)")
+        for png in pngs:
+            rate, cpu, size, foreign = bare(photos, png)
+            print(f"  bare, {png}: {rate:.2f} images/s, {1000 * cpu:.0f} ms CPU/image, PNG {size / 1e6:.3f} MB; "
+                  f"other load {foreign:.2f} cores", flush=True)
+            r = run(f"{png}, c=1", png=png)
+            ratio = r.rate / rate
+            rows.append(f"floor, {png}: bare {rate:.2f} img/s, pipeline c=1 {r.rate:.2f} img/s, ratio {ratio:.2f} "
+                        f"{verdict(ratio, 0.85)}")
+    if "latency" in parts:
+        print(f"\n2. latency hiding: {ms} per image response, {main_png}")
+        zero = run(f"{main_png}, c=1", png=main_png)
+        slow = run(f"{main_png}, c=1, {ms} latency", png=main_png, latency=args.latency)
+        ratio = slow.rate / zero.rate
+        rows.append(f"latency {ms}, prefork c=1: {zero.rate:.2f} -> {slow.rate:.2f} img/s, ratio {ratio:.2f} "
+                    f"{verdict(ratio, 0.9)}")
+        if args.big_listing:
+            big = {"png": main_png, "each": args.big_listing}
+            bzero = run(f"{main_png}, c=1, {args.big_listing} photos per listing", **big)
+            bslow = run(f"{main_png}, c=1, {args.big_listing} photos per listing, {ms} latency", latency=args.latency,
+                        **big)
+            rows.append(f"latency {ms}, prefork c=1, {args.big_listing} photos per listing: {bzero.rate:.2f} -> "
+                        f"{bslow.rate:.2f} img/s, ratio {bslow.rate / bzero.rate:.2f} "
+                        f"{verdict(bslow.rate / bzero.rate, 0.9)}")
+        if args.threads:
+            tzero = run(f"{main_png}, -P threads c={args.threads}", png=main_png, pool="threads",
+                        concurrency=args.threads)
+            tslow = run(f"{main_png}, -P threads c={args.threads}, {ms} latency", png=main_png, pool="threads",
+                        concurrency=args.threads, latency=args.latency)
+            rows.append(f"latency {ms}, one process -P threads c={args.threads}: {tzero.rate:.2f} -> "
+                        f"{tslow.rate:.2f} img/s, ratio {tslow.rate / tzero.rate:.2f} "
+                        f"{verdict(tslow.rate / tzero.rate, 0.9)}; vs prefork c=1 without latency "
+                        f"{tslow.rate / zero.rate:.2f}")
+    if "scale" in parts:
+        print(f"\n3. scale-out: 1 vs 2 worker processes (prefork), {main_png}")
+        one = run(f"{main_png}, c=1", png=main_png)
+        two = run(f"{main_png}, c=2", png=main_png, concurrency=2)
+        ratio = two.rate / one.rate
+        rows.append(f"scale-out: c=1 {one.rate:.2f} img/s, c=2 {two.rate:.2f} img/s, ratio {ratio:.2f} "
+                    f"{verdict(ratio, 1.8)}")
+        if args.threads:
+            print(f"   and with {ms} latency: prefork c=2 vs two worker processes -P threads c={args.threads}")
+            two_slow = run(f"{main_png}, c=2, {ms} latency", png=main_png, concurrency=2, latency=args.latency)
+            threaded = {"png": main_png, "pool": "threads", "concurrency": args.threads, "workers": 2}
+            tt = run(f"{main_png}, 2 workers -P threads c={args.threads}", **threaded)
+            tt_slow = run(f"{main_png}, 2 workers -P threads c={args.threads}, {ms} latency", latency=args.latency,
+                          **threaded)
+            rows.append(f"2 cores, {ms} latency: prefork c=2 {two.rate:.2f} -> {two_slow.rate:.2f} img/s (ratio "
+                        f"{two_slow.rate / two.rate:.2f}); 2 workers -P threads c={args.threads} {tt.rate:.2f} -> "
+                        f"{tt_slow.rate:.2f} img/s (ratio {tt_slow.rate / tt.rate:.2f}; "
+                        f"{tt.rate / one.rate:.2f}x and {tt_slow.rate / one.rate:.2f}x prefork c=1 without latency)")
+    print("\nRedis per image (measured run, all clients: worker, broker, results, events; submitter polls excluded):")
+    for r in results.values():
+        print(f"  {r.label}: {r.total_commands / r.images:.1f} commands, {r.net_bytes / r.images / 1e3:.1f} kB in+out, "
+              f"{1000 * r.redis_cpu / r.images:.2f} ms redis CPU")
+    ref = results.get(f"{main_png}, c=1")
+    if ref is not None:
+        by_calls = sorted(ref.commands.items(), key=lambda kv: -kv[1])[:10]
+        by_time = sorted(ref.usec.items(), key=lambda kv: -kv[1])[:6]
+        print(f"  {ref.label}, calls per image: " + ", ".join(f"{k} {v / ref.images:.2f}" for k, v in by_calls))
+        print(f"  {ref.label}, Redis µs per image (a script includes what it calls): "
+              + ", ".join(f"{k} {v / ref.images:.0f}" for k, v in by_time))
+        cost, rate = ref.redis_cpu / ref.images, ref.rate
+        fleet = 100 * rate
+        print(f"  one Redis core at this cost: ~{1 / cost:.0f} images/s = ~{1 / cost / rate:.0f} worker processes at "
+              f"{rate:.1f} images/s each; 100 such workers: {fleet:.0f} images/s, {fleet * cost:.2f} Redis cores, "
+              f"{fleet * ref.net_bytes / ref.images / 1e6:.1f} MB/s, "
+              f"{fleet * ref.total_commands / ref.images / 1e3:.0f}k commands/s")
+    print("\nsummary:")
+    for row in rows:
+        print(f"  {row}")
+
+
+def _short(counters: dict[str, int]) -> str:
+    keep = ("run.total_images", "run.images_stored", "run.duplicate_images", "run.failed_downloads")
+    return ", ".join(f"{k.removeprefix('run.')}={counters[k]}" for k in keep if k in counters)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
