@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 import httpx
 
 from extractors.http import Sleep, fetch
+from homeshots.errors import ParseError, SourceError
 from homeshots.models import ImageRef, Property
 from homeshots.politeness import SourceLimiter
 from homeshots.settings import Settings
@@ -19,9 +20,16 @@ class ImageExtractor(ABC):
 
     name: str
 
-    @abstractmethod
     async def extract(self, prop: Property) -> list[ImageRef]:
-        """Image references for one property."""
+        """Image references for one property; an answer the parser rejects is a permanent failure."""
+        try:
+            return await self._extract(prop)
+        except ParseError as exc:
+            raise SourceError(self.name, prop.property_id, str(exc), retryable=False, kind="parse") from exc
+
+    @abstractmethod
+    async def _extract(self, prop: Property) -> list[ImageRef]:
+        """The source's own lookup; may raise ``ParseError`` for answers of the wrong shape."""
 
 
 class HttpExtractor(ImageExtractor):

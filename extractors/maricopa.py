@@ -218,17 +218,14 @@ class MaricopaAssessorExtractor(HttpExtractor):
     def _base(self) -> str:
         return self._s.maricopa_base_url.rstrip("/")
 
-    async def extract(self, prop: Property) -> list[ImageRef]:
+    async def _extract(self, prop: Property) -> list[ImageRef]:
         token = self._s.maricopa_token.get_secret_value().strip()
         if not token:
             raise SourceError(SOURCE, prop.property_id, "HOMESHOTS_MARICOPA_TOKEN is not set", retryable=False,
                               kind="config")
-        try:
-            return await self._extract(prop, token)
-        except ParseError as exc:
-            raise SourceError(SOURCE, prop.property_id, str(exc), retryable=False, kind="parse") from exc
+        return await self._sketches_of(prop, token)
 
-    async def _extract(self, prop: Property, token: str) -> list[ImageRef]:
+    async def _sketches_of(self, prop: Property, token: str) -> list[ImageRef]:
         if prop.apn and prop.apn.strip():
             try:
                 apn = normalize_apn(prop.apn)

@@ -252,12 +252,6 @@ class PhoenixMLSExtractor(ImageExtractor):
         self._limiter = limiter
         self._key = (settings.reso_token_url, settings.reso_client_id)
 
-    async def extract(self, prop: Property) -> list[ImageRef]:
-        try:
-            return await self._extract(prop)
-        except ParseError as exc:
-            raise SourceError(SOURCE, prop.property_id, str(exc), retryable=False, kind="parse") from exc
-
     async def _extract(self, prop: Property) -> list[ImageRef]:
         url = self._s.reso_base_url.rstrip("/") + "/Property"
         params: dict[str, str] | None = build_property_query(prop)

@@ -225,12 +225,6 @@ class RedfinExtractor(HttpExtractor):
     def _base(self) -> str:
         return self._s.redfin_base_url.rstrip("/")
 
-    async def extract(self, prop: Property) -> list[ImageRef]:
-        try:
-            return await self._extract(prop)
-        except ParseError as exc:
-            raise SourceError(SOURCE, prop.property_id, str(exc), retryable=False, kind="parse") from exc
-
     async def _extract(self, prop: Property) -> list[ImageRef]:
         pid = property_id_from_url(prop.redfin_url)
         if pid is None:

@@ -240,7 +240,7 @@ class ZillowExtractor(HttpExtractor):
     name = SOURCE
 
 
-    async def extract(self, prop: Property) -> list[ImageRef]:
+    async def _extract(self, prop: Property) -> list[ImageRef]:
         url = home_url(self._s.zillow_base_url, prop)
         for _ in range(MAX_REDIRECTS + 1):
             response = await self._fetch(url, prop, headers={"Accept": "text/html"})

@@ -70,3 +70,13 @@ def manifest_rows(cluster: object, run_id: str) -> list[dict]:
     proc = cluster.cli("manifest", run_id)  # type: ignore[attr-defined]
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+class Sleeps:
+    """A no-op ``asyncio.sleep`` that records how long the code wanted to wait (retries, Retry-After)."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)

@@ -21,6 +21,7 @@ from homeshots.sandbox import Listing, SandboxServer, generate_photo
 from homeshots.sandbox.catalog import CATALOG
 from homeshots.sandbox.maricopa import render_sketch
 from homeshots.settings import Settings
+from tests.integration.helpers import Sleeps
 
 # A real SourceLimiter (homeshots/politeness.py) needs Redis; the limiter is exercised elsewhere.
 
@@ -43,15 +44,6 @@ def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(_listings(), photos, services=["maricopa"]) as server:
         yield server
 
-
-class Sleeps:
-    """A fake ``asyncio.sleep`` that records how long the code wanted to wait."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def settings_for(sb: SandboxServer, **overrides: object) -> Settings:

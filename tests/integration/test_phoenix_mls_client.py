@@ -16,6 +16,7 @@ from homeshots.errors import SourceError
 from homeshots.models import ImageRef, Property
 from homeshots.sandbox import Listing, SandboxServer, generate_photo
 from homeshots.settings import Settings
+from tests.integration.helpers import Sleeps
 
 PROPERTY = "/reso/odata/Property"
 SMALL = (64, 48)
@@ -37,15 +38,6 @@ def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(_listings(), photos, page_size=1) as server:
         yield server
 
-
-class Sleeps:
-    """A fake ``asyncio.sleep`` that records how long the code wanted to wait."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def settings_for(sb: SandboxServer, **overrides: object) -> Settings:

@@ -16,6 +16,7 @@ from homeshots.models import ImageRef, Property
 from homeshots.sandbox import Listing, SandboxServer, generate_photo
 from homeshots.sandbox.listing import ALL_SOURCES
 from homeshots.settings import Settings
+from tests.integration.helpers import Sleeps
 
 AUTOCOMPLETE = "/redfin/stingray/do/location-autocomplete"
 ABOVE = "/redfin/stingray/api/home/details/aboveTheFold"
@@ -42,15 +43,6 @@ def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(_listings(), photos, services=["redfin"]) as server:
         yield server
 
-
-class Sleeps:
-    """A no-op ``asyncio.sleep`` that records how long the code wanted to wait."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def extract(sb: SandboxServer, prop: Property, *, sleep: Sleeps | None = None, **kw: object) -> list[ImageRef]:

@@ -18,6 +18,7 @@ from homeshots.errors import SourceError
 from homeshots.models import ImageRef, Property
 from homeshots.sandbox import Listing, SandboxServer, generate_photo
 from homeshots.settings import Settings
+from tests.integration.helpers import Sleeps
 
 SIZE = (640, 480)
 HOMES = "/zillow/homedetails/"
@@ -42,15 +43,6 @@ def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(_listings(), photos, services=["zillow"]) as server:
         yield server
 
-
-class Sleeps:
-    """A no-op ``asyncio.sleep`` that records how long the code wanted to wait."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 class CountingLimiter:
