@@ -17,6 +17,7 @@ import redis
 from homeshots.inputs import BadRow, read_properties
 from homeshots.models import Property
 from homeshots.settings import Settings
+from homeshots.store import open_store
 from managers import keys
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager, chunked
@@ -81,9 +82,9 @@ def submit_backfill(client: redis.Redis, settings: Settings, path: Path, *, run_
     runs.finish_submission(generation, total_properties=total, skipped=skipped, windows=windows,
                            in_flight=settings.windows_in_flight, bad_rows=bad)
     for index in range(min(settings.windows_in_flight, windows)):
-        submit_window(run_id, generation, index)
+        submit_window(client, run_id, generation, index)
     if windows == 0:
-        finalize_run(runs, generation)
+        finalize_run(runs, generation, open_store(settings))
     return Submission(run_id, generation, total, skipped, total - skipped, windows, bad)
 
 

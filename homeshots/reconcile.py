@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import redis
 
 from homeshots.errors import ConfigError
+from homeshots.settings import get_settings
+from homeshots.store import open_store
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
 
@@ -52,9 +54,9 @@ def reconcile(client: redis.Redis, run_id: str) -> Reconciled:
             send_finish(run_id, generation, index)
             out.callbacks_sent.append(index)
         else:
-            submit_window(run_id, generation, index)
+            submit_window(client, run_id, generation, index)
             out.windows_resent.append(index)
     if runs.all_windows_done(generation):
-        finalize_run(runs, generation)
+        finalize_run(runs, generation, open_store(get_settings()))
         out.finalized = True
     return out

@@ -20,9 +20,9 @@ from celery.result import denied_join_result
 from celery_app import app
 from celery_app.app import CALLBACK_QUEUE
 from homeshots.errors import StoreError
-from homeshots.redis_client import connect
 from homeshots.settings import get_settings
-from homeshots.store import open_store
+from homeshots.store import Store
+from homeshots.worker_context import get_context
 from managers.deduplicator import ImageDeduplicator
 from managers.run_manager import RunManager
 from managers.snapshot_manager import SnapshotManager
@@ -32,9 +32,8 @@ from tasks.property import extract_property
 log = logging.getLogger(__name__)
 
 
-def submit_window(run_id: str, generation: int, index: int) -> None:
+def submit_window(client: redis.Redis, run_id: str, generation: int, index: int) -> None:
     """Send window ``index`` of a submission as one chord (header: one task per property)."""
-    client = connect(get_settings().redis_url)
     runs = RunManager(client, run_id)
     properties = runs.window_properties(generation, index)
     sources = runs.sources()
@@ -61,10 +60,9 @@ def send_finish(run_id: str, generation: int, index: int) -> None:
 def finish_window(self: Task, results: list[dict[str, Any]] | None, run_id: str, generation: int,
                   index: int) -> dict[str, Any]:
     """Merge the window's stats into the run, send the next window, finalize after the last."""
-    settings = get_settings()
-    client = connect(settings.redis_url)
-    outcome = complete_window(client, run_id, generation, index, results or [],
-                              may_wait=self.request.retries < settings.window_callback_max_waits)
+    ctx = get_context()  # the process's Redis client and store, not new ones per callback
+    outcome = complete_window(ctx.redis, ctx.store, run_id, generation, index, results or [],
+                              may_wait=self.request.retries < ctx.settings.window_callback_max_waits)
     if outcome is None:
         # A redelivered duplicate can complete the chord early; wait for the real stragglers.
         raise self.retry(countdown=5)
@@ -78,7 +76,7 @@ def window_failed(*failure: Any, run_id: str, generation: int, index: int) -> No
     send_finish(run_id, generation, index)
 
 
-def complete_window(client: redis.Redis, run_id: str, generation: int, index: int,
+def complete_window(client: redis.Redis, store: Store, run_id: str, generation: int, index: int,
                     results: list[dict[str, Any]], *, may_wait: bool) -> dict[str, Any] | None:
     """The callback's work; None means "some properties have no outcome yet, try again later"."""
     runs, state = RunManager(client, run_id), StateManager(client, run_id)
@@ -96,23 +94,22 @@ def complete_window(client: redis.Redis, run_id: str, generation: int, index: in
              if isinstance(r, dict) and r.get("status") in ("completed", "failed")}
     stats |= runs.property_stats([pid for pid in property_ids if pid not in stats])
     merged = runs.merge({pid: stats.get(pid, {}) for pid in property_ids})
-    settings = get_settings()
-    SnapshotManager(client, open_store(settings)).write_window(run_id, property_ids)
+    SnapshotManager(client, store).write_window(run_id, property_ids)
     if generation != runs.generation():
         # A window of an earlier submission (e.g. left in the queue by a killed CLI): its stats
         # count, but the current submission owns chaining and finalizing.
         return {"run_id": run_id, "window": index, "stale": True, "merged": merged}
-    collect_garbage(client)
+    collect_garbage(client, store)
     follow = runs.next_for(generation, index)
     if follow is not None:
-        submit_window(run_id, generation, follow)
+        submit_window(client, run_id, generation, follow)
     runs.mark_window_done(generation, index)
     if runs.all_windows_done(generation) and not runs.is_finished(generation):
-        finalize_run(runs, generation)
+        finalize_run(runs, generation, store)
     return {"run_id": run_id, "window": index, "properties": len(property_ids), "merged": merged}
 
 
-def collect_garbage(client: redis.Redis) -> int:
+def collect_garbage(client: redis.Redis, store: Store) -> int:
     """Delete files a larger copy replaced whose worker died before deleting them."""
     settings = get_settings()
     dedup = ImageDeduplicator(client, settings.dedup_threshold, settings.dedup_dhash_threshold)
@@ -120,7 +117,6 @@ def collect_garbage(client: redis.Redis) -> int:
     if not leftovers:
         return 0
     try:
-        store = open_store(settings)
         for key in leftovers:
             store.delete(key)
     except StoreError:
@@ -130,10 +126,9 @@ def collect_garbage(client: redis.Redis) -> int:
     return len(leftovers)
 
 
-def finalize_run(runs: RunManager, generation: int) -> dict[str, Any]:
+def finalize_run(runs: RunManager, generation: int, store: Store) -> dict[str, Any]:
     """Write the run result durably (``metadata/runs/<id>/result.json``), then mark the run finished."""
     result = runs.final_result_draft()
-    store = open_store(get_settings())
     store.put(f"metadata/runs/{runs.run_id}/result.json",
               json.dumps(result, indent=2, sort_keys=True).encode(), overwrite=True)
     runs.finalize(generation, result)

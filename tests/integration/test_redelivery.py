@@ -50,4 +50,4 @@ def _submit_doubled(client, run_id: str, items: list[dict]) -> None:
     generation = runs.start_submission(input_file="doubled", sources=["mls"], reset=True)
     runs.write_window(generation, 0, items + items)
     runs.finish_submission(generation, total_properties=len(items), skipped=0, windows=1, in_flight=1, bad_rows=[])
-    submit_window(run_id, generation, 0)
+    submit_window(client, run_id, generation, 0)
