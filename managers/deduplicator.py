@@ -245,12 +245,13 @@ class ImageDeduplicator:
         if store_keys:
             self.client.srem(keys.GARBAGE, *store_keys)
 
-    def current(self, cluster_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """(raw_key, processed_key) of each kept image now."""
-        pipe = self.client.pipeline(transaction=False)
-        for sha in cluster_ids:
-            pipe.hmget(keys.image(sha), "raw_key", "processed_key")
-        return {sha: (r[0], r[1]) for sha, r in zip(cluster_ids, pipe.execute(), strict=True) if r[0]}
+
+def kept_files(client: redis.Redis, cluster_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """(raw_key, processed_key) of each kept image now (after any larger copy replaced them)."""
+    pipe = client.pipeline(transaction=False)
+    for sha in cluster_ids:
+        pipe.hmget(keys.image(sha), "raw_key", "processed_key")
+    return {sha: (r[0], r[1]) for sha, r in zip(cluster_ids, pipe.execute(), strict=True) if r[0] and r[1]}
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

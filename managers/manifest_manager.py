@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from managers import keys
+from managers.deduplicator import kept_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +89,9 @@ class ManifestManager:
         yield from self._resolved(batch) if resolve else batch
 
     def _resolved(self, batch: list[ManifestEntry]) -> list[ManifestEntry]:
-        pipe = self.client.pipeline(transaction=False)
-        for entry in batch:
-            pipe.hmget(keys.image(entry.duplicate_of or entry.sha256), "raw_key", "processed_key")
-        out = []
-        for entry, (raw_key, processed_key) in zip(batch, pipe.execute(), strict=True):
-            if raw_key and processed_key:
-                entry = replace(entry, raw_key=raw_key, processed_key=processed_key)
-            out.append(entry)
-        return out
+        files = kept_files(self.client, [e.duplicate_of or e.sha256 for e in batch])
+        return [replace(e, raw_key=files[c][0], processed_key=files[c][1]) if (c := e.duplicate_of or e.sha256) in files
+                else e for e in batch]
 
     def reset(self, pipe: redis.client.Pipeline) -> None:
         pipe.delete(self.key, self.failures_key)

@@ -35,9 +35,6 @@ class StateManager:
         self.failed_key = keys.run(run_id, "failed")
         self.updated_key = keys.run(run_id, "state_updated")
 
-    def is_completed(self, property_id: str) -> bool:
-        return bool(self.client.sismember(self.completed_key, property_id))
-
     def completed_among(self, property_ids: list[str]) -> set[str]:
         """Which of ``property_ids`` are completed: one SMISMEMBER for the whole batch."""
         if not property_ids:

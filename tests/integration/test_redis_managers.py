@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from homeshots.redis_client import connect
 from imaging.hashing import int_to_hex
-from managers.deduplicator import ImageDeduplicator, ImageRecord
+from managers.deduplicator import ImageDeduplicator, ImageRecord, kept_files
 from managers.run_manager import RunManager
 
 
@@ -89,7 +89,7 @@ def test_upgrade_switches_to_the_larger_copy_only(redis_server):
     switched, garbage = dedup.upgrade(small, larger)
     assert switched and garbage == [small.raw_key, small.processed_key]
     assert sorted(dedup.garbage()) == sorted(garbage)
-    assert dedup.current(["a" * 64]) == {"a" * 64: (larger.raw_key, larger.processed_key)}
+    assert kept_files(dedup.client, ["a" * 64]) == {"a" * 64: (larger.raw_key, larger.processed_key)}
     dedup.forget_garbage(garbage)
 
     middle = replace(_record("c" * 64, 12345 ^ 5, pid="p3"), source_pixels=1536 * 1024)
