@@ -8,10 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(VENV)/.installed redis-server
 
-$(VENV)/.installed: pyproject.toml
+# The runtime (homeshots) and, beside it, the sandbox package the demo and the tests use; the sandbox is
+# its own distribution (sandbox/pyproject.toml), never in homeshots' wheel or image.
+$(VENV)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test]" -e ./sandbox
 	touch $@
 
 # redis-server from Debian's packages when it is not on PATH (the embedded default and the tests start their own).
@@ -30,10 +32,13 @@ flower: setup
 	$(BIN)/homeshots flower
 
 demo: setup
-	$(BIN)/homeshots demo
+	$(BIN)/homeshots-sandbox demo
 
+# ruff (lint and format) and the import contract: packages import only the layers below them.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: setup chromium lint
 	$(BIN)/pytest -q

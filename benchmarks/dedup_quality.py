@@ -3,7 +3,7 @@
 Run from the repo root: ``python -m benchmarks.dedup_quality [--photos DIR] [--limit N]``.
 
 Photos are read from ``../shared/datasets/houses`` (beside the checkout) when that folder exists,
-else generated with ``homeshots.sandbox.generate_photo`` (no room labels then, so no same-room
+else generated with ``homeshots_sandbox.generate_photo`` (no room labels then, so no same-room
 hard negatives). Each original gets transformed copies (re-encode, resize, WebP, EXIF rotation,
 small crop, brightness); everything is standardized with ``ImageStandardizer`` defaults and the
 rule ``is_near_copy`` is applied: copies against their original (recall), and every pair of
@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
+from homeshots_sandbox import generate_photo
 from PIL import Image, ImageChops, ImageEnhance, ImageOps, ImageStat
 
-from homeshots.sandbox import generate_photo
-from homeshots.settings import Settings
-from imaging.hashing import hamming
-from imaging.standardizer import ImageStandardizer
+from homeshots.core.settings import Settings
+from homeshots.imaging.hashing import hamming
+from homeshots.imaging.standardizer import ImageStandardizer
 from managers.deduplicator import is_near_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ def load_photos(directory: Path | None, limit: int | None) -> tuple[list[Photo],
             return [Photo(p.name, room_of(p), p.read_bytes()) for p in files], f"{len(files)} photos from {directory}"
     count = limit or 120
     photos = [Photo(f"generated-{seed}", None, generate_photo(seed, (1024, 683))) for seed in range(count)]
-    return photos, (f"{directory} not found: {count} photos generated with homeshots.sandbox.generate_photo "
+    return photos, (f"{directory} not found: {count} photos generated with homeshots_sandbox.generate_photo "
                     "(no room labels, so no same-room hard negatives)")
 
 

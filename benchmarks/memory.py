@@ -8,7 +8,7 @@ a worker imports, does one thing and reports its peak resident set (``VmHWM`` fr
 
 * ``idle``: the imports only (the floor);
 * ``standardize``: ``ImageStandardizer()`` (defaults) on a generated 6000x4000 JPEG, quality 90;
-* ``download``: a 40 MiB body through ``homeshots.download.Downloader`` (byte cap 40 MiB + 64 KiB, an
+* ``download``: a 40 MiB body through ``homeshots.network.download.Downloader`` (byte cap 40 MiB + 64 KiB, an
   httpx client built like the worker's) from a loopback ``http.server`` run by this script;
 * ``worker``: both in one process, the body still held while the photo is standardized (the
   pipeline keeps the raw bytes until they are stored);
@@ -76,9 +76,9 @@ def _child(mode: str, jpeg: Path, url: str) -> dict[str, Any]:
     import httpx
     from PIL import Image
 
-    from homeshots.download import Downloader
-    from homeshots.urlguard import URLGuard
-    from imaging.standardizer import ImageStandardizer, target_size
+    from homeshots.imaging.standardizer import ImageStandardizer, target_size
+    from homeshots.network.download import Downloader
+    from homeshots.network.urlguard import URLGuard
 
     after_imports = peak_kb()
     start = time.perf_counter()

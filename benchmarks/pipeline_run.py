@@ -119,7 +119,7 @@ def _redis_snapshot(client: object) -> tuple[dict[str, int], dict[str, int], int
 
 
 def _listings(prefix: str, photos: list[bytes], each: int) -> tuple[list, dict[str, bytes]]:
-    from homeshots.sandbox import Listing
+    from homeshots_sandbox import Listing
 
     listings, served = [], {}
     for start in range(0, len(photos), each):
@@ -190,10 +190,10 @@ def submit_and_wait(csv_path: str, run_id: str, timeout: float) -> None:
     from datetime import datetime
 
     from celery_app.app import release_result_subscriptions
-    from homeshots.backfill import submit_backfill
-    from homeshots.redis_client import connect
-    from homeshots.settings import get_settings
+    from homeshots.core.settings import get_settings
+    from managers.connection import connect
     from managers.run_manager import RunManager
+    from tasks.submission import submit_backfill
 
     settings = get_settings()
     client = connect(settings.redis_url)
@@ -221,9 +221,10 @@ def pipeline(label: str, photos: list[bytes], *, each: int, png: Png, concurrenc
              latency: float = 0.0, pool: str = "prefork", workers: int = 1,
              extra_env: dict[str, str] | None = None) -> PipelineResult:
     """One measured run against ``workers`` worker commands (``-P pool --concurrency=C`` each)."""
+    from homeshots_sandbox import SandboxServer, generate_photo
+    from homeshots_sandbox.server import _Handler
+
     from benchmarks.redis_server import private_redis
-    from homeshots.sandbox import SandboxServer, generate_photo
-    from homeshots.sandbox.server import _Handler
 
     _Handler.disable_nagle_algorithm = True  # see the module docstring: ~40 ms per MLS query otherwise
     warm = [generate_photo(WARMUP_SEED + i, size=(MLS_LONGEST, 2000))

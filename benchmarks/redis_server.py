@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import redis
 
-from homeshots.embedded import free_port
+from homeshots.ops.embedded import free_port
 
 
 class BenchmarkRedisError(RuntimeError):

@@ -41,8 +41,8 @@ from typing import Any
 import redis
 
 from benchmarks.redis_server import private_redis
-from homeshots.models import ImageRef, Property
-from homeshots.pipeline import PropertyOutcome, PropertyPipeline, _Collected
+from homeshots.core.models import ImageRef, Property
+from homeshots.pipeline.property_pipeline import PropertyOutcome, PropertyPipeline, _Collected
 from managers import keys
 from managers.extraction_stats import StatsTracker
 from managers.manifest_manager import ManifestEntry
@@ -178,7 +178,7 @@ def make_fixture(pid: str, index: int) -> Fixture:
 def prefill(client: redis.Redis, run_id: str, size: int, chunk: int = 5000) -> None:
     """Put ``size`` recorded properties into the run, as ``_record`` and ``merge`` leave them (pipelined)."""
     state, runs = StateManager(client, run_id), RunManager(client, run_id)
-    manifest, failures = keys.run(run_id, "manifest"), keys.run(run_id, "image_failures")
+    manifest, failures = keys.RunKeys(run_id).manifest, keys.RunKeys(run_id).image_failures
     for start in range(0, size, chunk):
         fixtures = [make_fixture(property_id(run_id, i), i) for i in range(start, min(size, start + chunk))]
         pipe = client.pipeline(transaction=False)
@@ -202,7 +202,7 @@ def forget(client: redis.Redis, run_id: str, property_ids: list[str]) -> None:
     state, runs = StateManager(client, run_id), RunManager(client, run_id)
     pipe = client.pipeline(transaction=False)
     pipe.srem(state.completed_key, *property_ids)
-    for key in (state.failed_key, keys.run(run_id, "manifest"), keys.run(run_id, "image_failures"),
+    for key in (state.failed_key, keys.RunKeys(run_id).manifest, keys.RunKeys(run_id).image_failures,
                 runs.pstats_key, runs.merged_key, runs.deliveries_key):
         pipe.hdel(key, *property_ids)
     pipe.execute()
@@ -235,7 +235,7 @@ def record_window(client: redis.Redis, run_id: str, fixtures: Sequence[Fixture])
         # tasks.property.extract_property: is it completed, and count the delivery (one round trip)
         if _start(client, run_id, pid)[0]:
             raise AssertionError(f"{pid} already completed: the fixture is not fresh")
-        # homeshots.pipeline.PropertyPipeline.run -> _record
+        # homeshots.pipeline.property_pipeline.PropertyPipeline.run -> _record
         PropertyPipeline(ctx, run_id)._record(fx.prop, fx.out, fx.outcome)  # type: ignore[arg-type]
         per_property.append(clock() - t0)
     # tasks.window.complete_window, the per-window calls (without chord results: all stats from Redis)
@@ -299,8 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 forget(client, run_id, [fx.prop.property_id for fx in fixtures])
                 if rnd >= 0:
                     per_size[n].append(cost)
-        state_sizes = {n: int(client.scard(keys.run(f"bench-{n}", "completed")))
-                       + int(client.hlen(keys.run(f"bench-{n}", "failed"))) for n in sizes}
+        state_sizes = {n: int(client.scard(keys.RunKeys(f"bench-{n}").completed))
+                       + int(client.hlen(keys.RunKeys(f"bench-{n}").failed)) for n in sizes}
         client.close()
 
     w = args.window

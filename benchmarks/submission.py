@@ -6,8 +6,8 @@ A CSV of N rows (address, city, state, zip, apn, zpid; no property_id, so ids ar
 files) is written to a temp dir and a private redis-server is started. Each measurement is a fresh
 ``python -m benchmarks.submission --child MODE`` process, so its peak RSS is its own:
 
-* ``read`` (the baseline): iterate ``homeshots.inputs.read_properties`` over the file;
-* ``submit``: ``homeshots.backfill.submit_backfill`` with default settings (windows of 1000, 2 in
+* ``read`` (the baseline): iterate ``homeshots.core.inputs.read_properties`` over the file;
+* ``submit``: ``tasks.submission.submit_backfill`` with default settings (windows of 1000, 2 in
   flight, resume on), Celery configured with ``celery_app.configure(Settings(redis_url=...))`` so
   the first windows' chords go to the private Redis; no worker runs. The time spent in
   ``tasks.window.submit_window`` (sending the chords) is reported apart from the rest.
@@ -53,7 +53,7 @@ def write_csv(path: Path, rows: int) -> None:
 
 # --- the child ----------------------------------------------------------------------------------------
 def _child(mode: str, path: Path, redis_url: str, run_id: str, trace: bool) -> dict[str, Any]:
-    from homeshots.inputs import read_properties
+    from homeshots.core.inputs import read_properties
 
     out: dict[str, Any] = {"mode": mode}
     if mode == "read":
@@ -64,9 +64,9 @@ def _child(mode: str, path: Path, redis_url: str, run_id: str, trace: bool) -> d
         import celery_app
         import tasks.window
         from celery_app.app import QUEUE, release_result_subscriptions
-        from homeshots.backfill import submit_backfill
-        from homeshots.redis_client import connect
-        from homeshots.settings import Settings, get_settings
+        from homeshots.core.settings import Settings, get_settings
+        from managers.connection import connect
+        from tasks.submission import submit_backfill
 
         get_settings.cache_clear()
         settings = Settings(redis_url=redis_url)

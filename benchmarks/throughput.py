@@ -4,7 +4,7 @@ Run from the repo root: ``python -m benchmarks.throughput [--images N] [--photos
 2 cores; results and their reading in ``benchmarks/RESULTS.md``).
 
 Photos: ``../shared/datasets/houses`` (beside the checkout) upscaled to MLS-size photos (3000 px
-longest side, JPEG q90) when that folder exists, else ``homeshots.sandbox.generate_photo`` at
+longest side, JPEG q90) when that folder exists, else ``homeshots_sandbox.generate_photo`` at
 3000x2000. Nothing is copied into the project: the photos live in memory and the sandbox serves them.
 
 Measured in the same run, so every ratio compares like with like:
@@ -72,7 +72,7 @@ def _upscaled(path: Path) -> bytes:
 
 def load_photos(count: int) -> tuple[list[bytes], str]:
     """``count`` distinct MLS-size JPEGs and where they came from."""
-    from homeshots.sandbox import generate_photo
+    from homeshots_sandbox import generate_photo
 
     files = sorted(DATASET.glob("*.jpg")) if DATASET.is_dir() else []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -84,15 +84,15 @@ def load_photos(count: int) -> tuple[list[bytes], str]:
     elif files:
         origin = f"{DATASET} ({len(files)} photos upscaled to {MLS_LONGEST} px) + {extra} generated"
     else:
-        origin = f"generated (homeshots.sandbox.generate_photo, {MLS_LONGEST}x2000 JPEG q90)"
+        origin = f"generated (homeshots_sandbox.generate_photo, {MLS_LONGEST}x2000 JPEG q90)"
     return photos, origin
 
 
 # --- bare Pillow ------------------------------------------------------------------------------------
 def bare(photos: list[bytes], png: Png) -> tuple[float, float, int, float]:
     """(images/s, CPU s per image, mean output bytes, other load in cores) of ``standardize`` alone."""
-    from homeshots.settings import Settings
-    from imaging.standardizer import ImageStandardizer
+    from homeshots.core.settings import Settings
+    from homeshots.imaging.standardizer import ImageStandardizer
 
     s = Settings(png_compress_level=png.level, png_strategy=png.strategy)
     std = ImageStandardizer(max_dimension=s.max_dimension, output_format=s.output_format,

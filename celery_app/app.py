@@ -14,8 +14,8 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu import Queue
 
-from homeshots.errors import ConfigError
-from homeshots.settings import Settings, get_settings
+from homeshots.core.errors import ConfigError
+from homeshots.core.settings import Settings, get_settings
 
 QUEUE = "homeshots"
 CALLBACK_QUEUE = "homeshots.callbacks"

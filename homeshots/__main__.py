@@ -1,5 +1,5 @@
 """``python -m homeshots`` is the ``homeshots`` command."""
 
-from homeshots.cli import run
+from homeshots.ops.cli import run
 
 run()

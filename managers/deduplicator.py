@@ -20,12 +20,12 @@ from math import ceil
 
 import redis
 
-from imaging.hashing import hamming, hex_to_int
+from homeshots.imaging.hashing import hamming, hex_to_int
 from managers import keys
 
 _CLAIM = """
--- Atomic lookup (and, when ARGV[1] == '1', register). KEYS[1]: the image record.
--- ARGV: register, member (phash hex .. sha), threshold, dhash hex, dhash threshold, radius, nbands,
+-- Atomic lookup and register. KEYS[1]: the image record, KEYS[2] record prefix, KEYS[3] band prefix.
+-- ARGV: member (phash hex .. sha), threshold, dhash hex, dhash threshold, radius, nbands,
 --       then per band: value, width; then the record's field/value pairs.
 local existing = redis.call('HGETALL', KEYS[1])
 if #existing > 0 then return {0, existing} end
@@ -38,9 +38,9 @@ local function distance(a, b)
   return popcount(bit.bxor(tonumber(string.sub(a, 1, 8), 16), tonumber(string.sub(b, 1, 8), 16)))
        + popcount(bit.bxor(tonumber(string.sub(a, 9, 16), 16), tonumber(string.sub(b, 9, 16), 16)))
 end
-local member, threshold = ARGV[2], tonumber(ARGV[3])
-local dhash, dthreshold = ARGV[4], tonumber(ARGV[5])
-local radius, nbands = tonumber(ARGV[6]), tonumber(ARGV[7])
+local member, threshold = ARGV[1], tonumber(ARGV[2])
+local dhash, dthreshold = ARGV[3], tonumber(ARGV[4])
+local radius, nbands = tonumber(ARGV[5]), tonumber(ARGV[6])
 local img_prefix, band_prefix = KEYS[2], KEYS[3]
 local best, best_d, seen, band_keys = nil, 65, {}, {}
 local function probe(key)
@@ -56,7 +56,7 @@ local function probe(key)
   end
 end
 for b = 0, nbands - 1 do
-  local value, width = tonumber(ARGV[8 + 2 * b]), tonumber(ARGV[9 + 2 * b])
+  local value, width = tonumber(ARGV[7 + 2 * b]), tonumber(ARGV[8 + 2 * b])
   local prefix = band_prefix .. b .. ':'
   band_keys[#band_keys + 1] = prefix .. bit.tohex(value, 8)
   probe(prefix .. bit.tohex(value, 8))
@@ -71,8 +71,7 @@ for b = 0, nbands - 1 do
   end
 end
 if best then return {best_d, redis.call('HGETALL', img_prefix .. string.sub(best, 17))} end
-if ARGV[1] ~= '1' then return {-2} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8 + 2 * nbands))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7 + 2 * nbands))
 for _, key in ipairs(band_keys) do redis.call('SADD', key, member) end
 return {-1}
 """
@@ -152,12 +151,6 @@ class BandPlan:
         return out
 
 
-def band_values(phash: int, bands: int) -> list[int]:
-    """Split 64 bits into ``bands`` contiguous slices (sizes differ by at most one bit)."""
-    bands = max(1, min(bands, 64))
-    return BandPlan(tuple(64 // bands + (1 if i < 64 % bands else 0) for i in range(bands)), 0).values(phash)
-
-
 def is_near_copy(phash_a: int, dhash_a: int, phash_b: int, dhash_b: int, threshold: int, dhash_threshold: int) -> bool:
     """The merge rule the index applies: close in pHash and, independently, in dHash."""
     return hamming(phash_a, phash_b) <= threshold and hamming(dhash_a, dhash_b) <= dhash_threshold
@@ -180,33 +173,22 @@ class ImageDeduplicator:
         self._claim = client.register_script(_CLAIM)
         self._upgrade = client.register_script(_UPGRADE)
 
-    def _run(self, record: ImageRecord, register: bool) -> list:
-        band_args: list[int] = []
-        for value, width in zip(self.plan.values(hex_to_int(record.phash)), self.plan.widths, strict=True):
-            band_args += [value, width]
-        flat: list[str] = []
-        if register:
-            for name, value in asdict(record).items():
-                flat += [name, str(value)]
-        return self._claim(
-            keys=[keys.image(record.sha256), keys.image(""), keys.PHASH_BANDS],
-            args=["1" if register else "0", record.phash + record.sha256, self.threshold, record.dhash,
-                  self.dhash_threshold, self.plan.radius, len(self.plan.widths), *band_args, *flat])
-
-    def find(self, record: ImageRecord) -> Match | None:
-        """The kept image ``record`` copies (exact, else nearest within the thresholds), read-only."""
-        reply = self._run(record, register=False)
-        if int(reply[0]) < 0:
-            return None
-        return Match(ImageRecord.from_redis(_pairs(reply[1])), int(reply[0]))
-
     def claim(self, record: ImageRecord) -> Match:
         """Register ``record`` unless an exact or near copy is already kept; return the kept one.
 
         Lookup and insert run as one Lua script, so concurrent copies cannot both be kept.
         ``Match.record is record`` when this image is the one kept.
         """
-        reply = self._run(record, register=True)
+        band_args: list[int] = []
+        for value, width in zip(self.plan.values(hex_to_int(record.phash)), self.plan.widths, strict=True):
+            band_args += [value, width]
+        flat: list[str] = []
+        for name, value in asdict(record).items():
+            flat += [name, str(value)]
+        reply = self._claim(
+            keys=[keys.image(record.sha256), keys.IMAGE_PREFIX, keys.PHASH_BANDS],
+            args=[record.phash + record.sha256, self.threshold, record.dhash, self.dhash_threshold,
+                  self.plan.radius, len(self.plan.widths), *band_args, *flat])
         if int(reply[0]) < 0:
             return Match(record, 0)
         return Match(ImageRecord.from_redis(_pairs(reply[1])), int(reply[0]))
@@ -218,7 +200,7 @@ class ImageDeduplicator:
             pipe.hset(keys.image(record.sha256), mapping={k: str(v) for k, v in asdict(record).items()})
             member = record.phash + record.sha256
             for band, value in enumerate(self.plan.values(hex_to_int(record.phash))):
-                pipe.sadd(f"{keys.PHASH_BANDS}{band}:{value:08x}", member)
+                pipe.sadd(keys.phash_band(band, value), member)
             count += 1
             if count % 5000 == 0:
                 pipe.execute()

@@ -1,20 +1,54 @@
-"""Statistics: a task's StatsTracker counts flat counters; ExtractionResult is the run's view.
+"""Statistics, one typed schema: what is counted, how it is keyed, labelled, merged and shown.
 
-Flat ``{"name": int}`` counters are what travels (task result -> chord callback -> Redis hash),
-because they add and subtract field by field; the nested seed shape is built only for display.
+A task's ``StatsTracker`` counts flat counters; ``ExtractionResult`` is the run's view (the seed's
+shape). Flat ``{"key": int}`` counters are what travels (task result -> chord callback -> Redis
+hash), because they add and subtract field by field. Their keys are made and read only here
+(``counter_key`` / ``parse_counter_key``); the dataclass fields below, with their labels, drive
+merging, the terminal tables, the report and the Prometheus metrics.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-SOURCE_FIELDS = ("properties_processed", "properties_failed", "images_found", "images_downloaded",
-                 "images_failed", "duplicates_detected", "images_stored", "copies_upgraded")
-RUN_FIELDS = ("total_images", "unique_images", "duplicate_images", "failed_downloads", "images_stored",
-              "copies_upgraded")
+Scope = Literal["run", "src", "fail"]
+"""``run.<field>`` run totals, ``src.<source>.<field>`` per source, ``fail.<source>.<kind>`` failures."""
+
+
+def stat(label: str, help: str, kind: str | None = None) -> Any:
+    """A counted field: starts at 0; ``label`` heads table columns, ``help`` describes it, and an image
+    counter's ``kind`` is its ``kind`` label in the ``homeshots_run_images`` metric."""
+    return field(default=0, metadata={"label": label, "help": help, "kind": kind})
+
+
+@dataclass(frozen=True, slots=True)
+class StatField:
+    """One counted field of the schema."""
+
+    name: str
+    label: str
+    help: str
+    kind: str | None
+
+
+def counter_key(scope: Scope, name: str, source: str | None = None) -> str:
+    """The flat key of a counter: ``run.images_stored``, ``src.mls.images_found``, ``fail.mls.image_timeout``."""
+    return f"{scope}.{name}" if source is None else f"{scope}.{source}.{name}"
+
+
+def parse_counter_key(key: str) -> tuple[str, str | None, str]:
+    """``(scope, source or None, name)`` of a flat key; unknown shapes come back with scope ''."""
+    scope, _, rest = key.partition(".")
+    if scope == "run" and rest:
+        return scope, None, rest
+    if scope in ("src", "fail"):
+        source, _, name = rest.partition(".")
+        if source and name:
+            return scope, source, name
+    return "", None, key
 
 
 @dataclass
@@ -22,14 +56,14 @@ class SourceStats:
     """Statistics for a single image source (the seed's fields, plus stores and failure kinds)."""
 
     source: str
-    properties_processed: int = 0
-    properties_failed: int = 0
-    images_found: int = 0
-    images_downloaded: int = 0
-    images_failed: int = 0
-    duplicates_detected: int = 0
-    images_stored: int = 0
-    copies_upgraded: int = 0
+    images_found: int = stat("found", "Images the source listed", "found")
+    images_downloaded: int = stat("downloaded", "Images downloaded and standardized", "downloaded")
+    images_stored: int = stat("stored", "Images stored for the first time", "stored")
+    duplicates_detected: int = stat("duplicates", "Images merged into an already kept copy", "duplicate")
+    copies_upgraded: int = stat("upgraded", "Kept images replaced by a larger copy from this source", "upgraded")
+    images_failed: int = stat("failed", "Images that could not be downloaded or decoded", "failed")
+    properties_processed: int = stat("props ok", "Properties the source answered for")
+    properties_failed: int = stat("props failed", "Properties the source failed for")
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -39,39 +73,40 @@ class StatsTracker:
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
 
-    def _add(self, source: str, name: str, n: int = 1) -> None:
-        self.counters[f"src.{source}.{name}"] += n
+    def _add(self, source: str, name: str, n: int = 1, *, run: str | None = None) -> None:
+        """``src.<source>.<name>`` += n, and ``run.<run>`` too when the run total counts it."""
+        self.counters[counter_key("src", name, source)] += n
+        if run:
+            self.counters[counter_key("run", run)] += n
+
+    def _fail(self, source: str, kind: str) -> None:
+        self.counters[counter_key("fail", kind, source)] += 1
 
     def record_source_result(self, source: str, *, ok: bool, failure_kind: str | None = None) -> None:
         self._add(source, "properties_processed" if ok else "properties_failed")
         if failure_kind:
-            self.counters[f"fail.{source}.source_{failure_kind}"] += 1
+            self._fail(source, f"source_{failure_kind}")
 
     def record_images_found(self, source: str, n: int) -> None:
-        self._add(source, "images_found", n)
-        self.counters["run.total_images"] += n
+        self._add(source, "images_found", n, run="total_images")
 
     def record_unique(self, source: str, *, newly_stored: bool) -> None:
         self._add(source, "images_downloaded")
-        self.counters["run.unique_images"] += 1
+        self.counters[counter_key("run", "unique_images")] += 1
         if newly_stored:
-            self._add(source, "images_stored")
-            self.counters["run.images_stored"] += 1
+            self._add(source, "images_stored", run="images_stored")
 
     def record_duplicate(self, source: str) -> None:
         self._add(source, "images_downloaded")
-        self._add(source, "duplicates_detected")
-        self.counters["run.duplicate_images"] += 1
+        self._add(source, "duplicates_detected", run="duplicate_images")
 
     def record_upgrade(self, source: str) -> None:
         """A larger copy from ``source`` replaced a kept photo's files."""
-        self._add(source, "copies_upgraded")
-        self.counters["run.copies_upgraded"] += 1
+        self._add(source, "copies_upgraded", run="copies_upgraded")
 
     def record_image_failed(self, source: str, kind: str) -> None:
-        self._add(source, "images_failed")
-        self.counters["run.failed_downloads"] += 1
-        self.counters[f"fail.{source}.image_{kind}"] += 1
+        self._add(source, "images_failed", run="failed_downloads")
+        self._fail(source, f"image_{kind}")
 
     def to_counters(self) -> dict[str, int]:
         return {k: v for k, v in sorted(self.counters.items()) if v}
@@ -86,12 +121,12 @@ class ExtractionResult:
     properties_completed: int = 0
     properties_failed: int = 0
     properties_skipped: int = 0
-    total_images: int = 0
-    unique_images: int = 0
-    duplicate_images: int = 0
-    failed_downloads: int = 0
-    images_stored: int = 0
-    copies_upgraded: int = 0
+    total_images: int = stat("images found", "Images the sources listed")
+    unique_images: int = stat("unique images", "Images kept (not a copy of another)")
+    images_stored: int = stat("stored this run", "Images stored for the first time by this run")
+    duplicate_images: int = stat("duplicates", "Images merged into an already kept copy")
+    copies_upgraded: int = stat("replaced by a larger copy", "Kept images replaced by a larger copy")
+    failed_downloads: int = stat("failed downloads", "Images that could not be downloaded or decoded")
     by_source: dict[str, SourceStats] = field(default_factory=dict)
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -115,19 +150,23 @@ class ExtractionResult:
             return 0.0
         return (self.properties_completed / self.total_properties) * 100
 
+    def add_source(self, source: str) -> SourceStats:
+        """The source's statistics, created empty so an enabled source shows even with nothing counted."""
+        return self.by_source.setdefault(source, SourceStats(source=source))
+
     def apply_counters(self, counters: dict[str, int]) -> None:
         """Fill the image and per-source numbers from flat counters."""
-        for name, value in counters.items():
-            scope, _, rest = name.partition(".")
-            if scope == "run" and rest in RUN_FIELDS:
-                setattr(self, rest, int(value))
-            elif scope in ("src", "fail"):
-                source, _, metric = rest.partition(".")
-                stats = self.by_source.setdefault(source, SourceStats(source=source))
-                if scope == "src" and metric in SOURCE_FIELDS:
-                    setattr(stats, metric, int(value))
+        run_names, source_names = {f.name for f in RUN_FIELDS}, {f.name for f in SOURCE_FIELDS}
+        for key, value in counters.items():
+            scope, source, name = parse_counter_key(key)
+            if scope == "run" and name in run_names:
+                setattr(self, name, int(value))
+            elif source is not None:
+                stats = self.add_source(source)
+                if scope == "src" and name in source_names:
+                    setattr(stats, name, int(value))
                 elif scope == "fail" and int(value):
-                    stats.failures[metric] = int(value)
+                    stats.failures[name] = int(value)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as written to Redis and to ``metadata/runs/<id>/result.json``."""
@@ -137,16 +176,11 @@ class ExtractionResult:
             "properties_completed": self.properties_completed,
             "properties_failed": self.properties_failed,
             "properties_skipped": self.properties_skipped,
-            "total_images": self.total_images,
-            "unique_images": self.unique_images,
-            "duplicate_images": self.duplicate_images,
-            "failed_downloads": self.failed_downloads,
-            "images_stored": self.images_stored,
-            "copies_upgraded": self.copies_upgraded,
+            **{f.name: getattr(self, f.name) for f in RUN_FIELDS},
             "bad_rows": self.bad_rows,
             "blocked_sources": self.blocked_sources,
             "by_source": {
-                name: {f: getattr(stats, f) for f in SOURCE_FIELDS} | {"failures": dict(stats.failures)}
+                name: {f.name: getattr(stats, f.name) for f in SOURCE_FIELDS} | {"failures": dict(stats.failures)}
                 for name, stats in sorted(self.by_source.items())
             },
             "start_time": self.start_time.isoformat() if self.start_time else None,
@@ -154,3 +188,21 @@ class ExtractionResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "success_rate": round(self.success_rate, 2),
         }
+
+
+def _schema(cls: type) -> tuple[StatField, ...]:
+    return tuple(StatField(f.name, f.metadata["label"], f.metadata["help"], f.metadata["kind"])
+                 for f in fields(cls) if f.metadata)
+
+
+SOURCE_FIELDS: tuple[StatField, ...] = _schema(SourceStats)
+"""The per-source counters, in display order."""
+RUN_FIELDS: tuple[StatField, ...] = _schema(ExtractionResult)
+"""The run's image counters, in display order."""
+SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
+    ("properties", "total_properties"), ("completed", "properties_completed"), ("failed", "properties_failed"),
+    ("skipped (resume)", "properties_skipped"), ("bad rows", "bad_rows"),
+    *((f.label, f.name) for f in RUN_FIELDS),
+    ("duration (s)", "duration_seconds"), ("success rate (%)", "success_rate"),
+)
+"""(label, key) of the run result's totals, as the terminal and the report show them."""

@@ -1,27 +1,55 @@
-"""Every Redis key homeshots uses, in one place, so a reader sees the whole data model."""
+"""Every Redis key homeshots uses, built here and nowhere else, so a reader sees the whole data model.
+
+Tests and tools use these functions too, never key strings of their own.
+
+```
+hs:runs                               sorted set: run ids by submission time
+hs:run:{<run>}:<part>                 one run (RunKeys): meta, state, manifest, stats, windows
+hs:{idx}:img:<sha256>                 one kept image (the corpus-wide hash index)
+hs:{idx}:band:<band>:<value>          pHash band buckets of the index (multi-index hashing)
+hs:garbage                            store keys a larger copy replaced, waiting to be deleted
+hs:snapshot_seq                       counter naming snapshot files in write order
+hs:bucket:<source>, hs:pause:<source> the cluster-wide token bucket of a source, and its 429 pause
+hs:bucket_waits                       seconds workers waited for each source's tokens
+```
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 PREFIX = "hs"
 
+RUNS = f"{PREFIX}:runs"
+"""Sorted set of run ids by submission time."""
 
-def run(run_id: str, part: str) -> str:
-    """A per-run key: ``hs:run:{id}:meta``, ``...:completed``, ``...:manifest`` and so on."""
-    return f"{PREFIX}:run:{{{run_id}}}:{part}"
+GARBAGE = f"{PREFIX}:garbage"
+"""Set of store keys replaced by a larger copy, deleted by the pipeline or a later window callback."""
 
+SNAPSHOT_SEQ = f"{PREFIX}:snapshot_seq"
+"""Counter naming snapshot files, so a restore applies them in the order they were written."""
 
-def window(run_id: str, generation: int, index: int) -> str:
-    """The JSON list of properties of one chord window of one submission."""
-    return run(run_id, f"win:{generation}:{index}")
+BUCKET_WAITS = f"{PREFIX}:bucket_waits"
+"""Hash source -> seconds workers spent waiting for a token (for metrics)."""
+
+_INDEX = f"{PREFIX}:{{idx}}"
+"""Hash tag of the index: a claim script reads and writes its records and bands in one slot."""
+
+IMAGE_PREFIX = f"{_INDEX}:img:"
+"""Prefix of the kept-image records; ``IMAGE_PREFIX + '*'`` scans the index."""
+
+PHASH_BANDS = f"{_INDEX}:band:"
+"""Prefix of the sets ``<prefix><band>:<value as 8 hex>`` of ``<phash hex><sha256>`` members."""
 
 
 def image(sha256: str) -> str:
-    """The corpus-wide record of one kept image (hash index entry); ``{idx}`` keeps the index in one slot."""
-    return f"{PREFIX}:{{idx}}:img:{sha256}"
+    """The corpus-wide record of one kept image (a hash index entry)."""
+    return IMAGE_PREFIX + sha256
 
 
-PHASH_BANDS = f"{PREFIX}:{{idx}}:band:"
-"""Prefix of the sets ``<prefix><band>:<value as 8 hex>`` of ``<phash hex><sha256>`` members."""
+def phash_band(band: int, value: int) -> str:
+    """The bucket of index members whose pHash has ``value`` in band ``band``."""
+    return f"{PHASH_BANDS}{band}:{value:08x}"
 
 
 def bucket(source: str) -> str:
@@ -34,16 +62,96 @@ def pause(source: str) -> str:
     return f"{PREFIX}:pause:{source}"
 
 
-def bucket_waits() -> str:
-    """Hash source -> seconds workers spent waiting for a token (for metrics)."""
-    return f"{PREFIX}:bucket_waits"
+@dataclass(frozen=True, slots=True)
+class RunKeys:
+    """The keys of one run. ``{run}`` is a hash tag: a run's transactions stay in one slot."""
 
+    run_id: str
 
-GARBAGE = f"{PREFIX}:garbage"
-"""Set of store keys replaced by a larger copy, deleted by the pipeline or a later window callback."""
+    def _part(self, part: str) -> str:
+        return f"{PREFIX}:run:{{{self.run_id}}}:{part}"
 
-SNAPSHOT_SEQ = f"{PREFIX}:snapshot_seq"
-"""Counter naming snapshot files, so a restore applies them in the order they were written."""
+    # --- the run ---------------------------------------------------------------------------------
+    @property
+    def meta(self) -> str:
+        """Hash: status, generation, sources, input, sizes, timestamps."""
+        return self._part("meta")
 
-RUNS = f"{PREFIX}:runs"
-"""Sorted set of run ids by submission time."""
+    @property
+    def result(self) -> str:
+        """String: the final ExtractionResult as JSON."""
+        return self._part("result")
+
+    @property
+    def bad_rows(self) -> str:
+        """List: rows of the properties file skipped with ``--skip-bad-rows``."""
+        return self._part("bad_rows")
+
+    # --- state (StateManager) ----------------------------------------------------------------------
+    @property
+    def completed(self) -> str:
+        """Set: completed property ids."""
+        return self._part("completed")
+
+    @property
+    def failed(self) -> str:
+        """Hash: failed property id -> reason JSON."""
+        return self._part("failed")
+
+    @property
+    def state_updated(self) -> str:
+        """String: when the state last changed."""
+        return self._part("state_updated")
+
+    @property
+    def deliveries(self) -> str:
+        """Hash: property id -> tasks started without recording an outcome (poison detection)."""
+        return self._part("deliveries")
+
+    # --- manifest (ManifestManager) -------------------------------------------------------------------
+    @property
+    def manifest(self) -> str:
+        """Hash: property id -> its manifest rows (JSON list)."""
+        return self._part("manifest")
+
+    @property
+    def image_failures(self) -> str:
+        """Hash: property id -> its failed images (JSON list), the manifest of failures."""
+        return self._part("image_failures")
+
+    # --- stats (RunManager) ----------------------------------------------------------------------
+    @property
+    def counters(self) -> str:
+        """Hash: the run's merged flat counters."""
+        return self._part("counters")
+
+    @property
+    def merged(self) -> str:
+        """Hash: property id -> the counters last merged into ``counters`` for it."""
+        return self._part("merged")
+
+    @property
+    def pstats(self) -> str:
+        """Hash: property id -> the counters of its latest attempt (for a callback without results)."""
+        return self._part("pstats")
+
+    # --- windows of one submission (generation) ------------------------------------------------------
+    def window(self, generation: int, index: int) -> str:
+        """String: the JSON list of properties of one chord window (kept so a window can be re-sent)."""
+        return self._part(f"win:{generation}:{index}")
+
+    def window_pattern(self, generation: int | None = None) -> str:
+        """A SCAN pattern for the run's windows (of one generation, or all)."""
+        return self._part(f"win:{'*' if generation is None else f'{generation}:*'}")
+
+    def next_window(self, generation: int) -> str:
+        """Counter: the next window index to be claimed for sending."""
+        return self._part(f"next_window:{generation}")
+
+    def chained(self, generation: int) -> str:
+        """Hash: window index -> the window its callback sent next (claimed once)."""
+        return self._part(f"chained:{generation}")
+
+    def windows_done(self, generation: int) -> str:
+        """Set: windows whose callback has merged and chained."""
+        return self._part(f"windows_done:{generation}")

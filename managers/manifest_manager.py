@@ -47,8 +47,9 @@ class ManifestManager:
 
     def __init__(self, client: redis.Redis, run_id: str) -> None:
         self.client = client
-        self.key = keys.run(run_id, "manifest")
-        self.failures_key = keys.run(run_id, "image_failures")
+        run = keys.RunKeys(run_id)
+        self.key = run.manifest
+        self.failures_key = run.image_failures
 
     def set_property(self, pipe: redis.client.Pipeline, property_id: str, entries: list[ManifestEntry],
                      failures: list[dict[str, Any]]) -> None:

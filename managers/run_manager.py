@@ -46,13 +46,14 @@ class RunManager:
     def __init__(self, client: redis.Redis, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
-        self.meta_key = keys.run(run_id, "meta")
-        self.counters_key = keys.run(run_id, "counters")
-        self.merged_key = keys.run(run_id, "merged")
-        self.pstats_key = keys.run(run_id, "pstats")
-        self.result_key = keys.run(run_id, "result")
-        self.bad_rows_key = keys.run(run_id, "bad_rows")
-        self.deliveries_key = keys.run(run_id, "deliveries")
+        self.keys = run = keys.RunKeys(run_id)
+        self.meta_key = run.meta
+        self.counters_key = run.counters
+        self.merged_key = run.merged
+        self.pstats_key = run.pstats
+        self.result_key = run.result
+        self.bad_rows_key = run.bad_rows
+        self.deliveries_key = run.deliveries
         self._merge = client.register_script(_MERGE)
         self._chain = client.register_script(_CHAIN)
 
@@ -74,8 +75,7 @@ class RunManager:
         pipe = self.client.pipeline(transaction=True)
         if reset:
             pipe.unlink(self.counters_key, self.merged_key, self.pstats_key, self.result_key,
-                        self.bad_rows_key, keys.run(self.run_id, "manifest"),
-                        keys.run(self.run_id, "image_failures"))
+                        self.bad_rows_key, self.keys.manifest, self.keys.image_failures)
             StateManager(self.client, self.run_id).reset(pipe)
             pipe.hdel(self.meta_key, "started_at")
         now = _now()
@@ -89,10 +89,10 @@ class RunManager:
         return int(pipe.execute()[-6])  # the HINCRBY of "generation"
 
     def write_window(self, generation: int, index: int, properties: list[dict[str, Any]]) -> None:
-        self.client.set(keys.window(self.run_id, generation, index), json.dumps(properties), ex=WINDOW_TTL)
+        self.client.set(self.keys.window(generation, index), json.dumps(properties), ex=WINDOW_TTL)
 
     def window_properties(self, generation: int, index: int) -> list[dict[str, Any]]:
-        raw = self.client.get(keys.window(self.run_id, generation, index))
+        raw = self.client.get(self.keys.window(generation, index))
         return json.loads(raw) if raw else []
 
     def finish_submission(self, generation: int, *, total_properties: int, skipped: int, windows: int,
@@ -101,7 +101,7 @@ class RunManager:
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.meta_key, mapping={"total_properties": total_properties, "properties_skipped": skipped,
                                           "windows": windows, "bad_rows": len(bad_rows), "status": "running"})
-        pipe.set(keys.run(self.run_id, f"next_window:{generation}"), min(in_flight, windows))
+        pipe.set(self.keys.next_window(generation), min(in_flight, windows))
         pipe.delete(self.bad_rows_key)
         for row in bad_rows[:1000]:
             pipe.rpush(self.bad_rows_key, json.dumps(row, sort_keys=True))
@@ -109,8 +109,8 @@ class RunManager:
 
     def next_for(self, generation: int, index: int) -> int | None:
         """The window that window ``index``'s callback sends next: claimed once, the same on a rerun."""
-        follow = int(self._chain(keys=[keys.run(self.run_id, f"chained:{generation}"),
-                                       keys.run(self.run_id, f"next_window:{generation}")], args=[index]))
+        follow = int(self._chain(keys=[self.keys.chained(generation),
+                                       self.keys.next_window(generation)], args=[index]))
         return follow if follow < self.window_count() else None
 
     def window_count(self) -> int:
@@ -118,18 +118,18 @@ class RunManager:
 
     def sent_windows(self, generation: int) -> int:
         """How many windows of the submission have been claimed for sending (a prefix)."""
-        sent = int(self.client.get(keys.run(self.run_id, f"next_window:{generation}")) or 0)
+        sent = int(self.client.get(self.keys.next_window(generation)) or 0)
         return min(sent, self.window_count())
 
     def done_windows(self, generation: int) -> set[int]:
-        return {int(i) for i in self.client.smembers(keys.run(self.run_id, f"windows_done:{generation}"))}
+        return {int(i) for i in self.client.smembers(self.keys.windows_done(generation))}
 
     def mark_window_done(self, generation: int, index: int) -> bool:
         """Record that window ``index`` is merged and chained; True the first time."""
-        return bool(self.client.sadd(keys.run(self.run_id, f"windows_done:{generation}"), index))
+        return bool(self.client.sadd(self.keys.windows_done(generation), index))
 
     def all_windows_done(self, generation: int) -> bool:
-        done = int(self.client.scard(keys.run(self.run_id, f"windows_done:{generation}")))
+        done = int(self.client.scard(self.keys.windows_done(generation)))
         return done >= self.window_count()
 
     def is_finished(self, generation: int) -> bool:
@@ -182,7 +182,7 @@ class RunManager:
             end_time=_parse(meta.get("finished_at")) or datetime.now(UTC),
         )
         for source in self.sources():
-            result.apply_counters({f"src.{source}.images_found": 0})
+            result.add_source(source)
         result.apply_counters(self.counters())
         return result
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from homeshots.store import Store
+from homeshots.storage import Store
 from managers import keys
 from managers.deduplicator import ImageDeduplicator, ImageRecord
 from managers.manifest_manager import ManifestManager
@@ -49,13 +49,15 @@ class SnapshotManager:
         def lines() -> Iterator[dict[str, Any]]:
             for run_id in self.client.zrange(keys.RUNS, 0, -1):
                 yield self._run_line(run_id)
-                ids: set[str] = set(self.client.sscan_iter(keys.run(run_id, "completed"), count=1000))
-                ids |= set(self.client.hkeys(keys.run(run_id, "failed")))
-                ids |= set(self.client.hkeys(keys.run(run_id, "manifest")))
+                run = keys.RunKeys(run_id)
+                ids: set[str] = set(self.client.sscan_iter(run.completed, count=1000))
+                ids |= set(self.client.hkeys(run.failed))
+                ids |= set(self.client.hkeys(run.manifest))
                 ordered = sorted(ids)
                 for start in range(0, len(ordered), 1000):
                     yield from self._property_lines(run_id, ordered[start:start + 1000])
-            shas = [k.rsplit(":", 1)[1] for k in self.client.scan_iter(keys.image("*"), count=1000)]
+            records = self.client.scan_iter(keys.IMAGE_PREFIX + "*", count=1000)
+            shas = [k.removeprefix(keys.IMAGE_PREFIX) for k in records]
             for start in range(0, len(shas), 1000):
                 yield from self._image_lines(shas[start:start + 1000])
         return self._put("full", lines())
@@ -86,8 +88,9 @@ class SnapshotManager:
         pipe = self.client.pipeline(transaction=False)
         pipe.smismember(state.completed_key, property_ids)
         pipe.hmget(state.failed_key, property_ids)
-        pipe.hmget(keys.run(run_id, "pstats"), property_ids)
-        pipe.hmget(keys.run(run_id, "merged"), property_ids)
+        run = keys.RunKeys(run_id)
+        pipe.hmget(run.pstats, property_ids)
+        pipe.hmget(run.merged, property_ids)
         completed, failed, pstats, merged = pipe.execute()
         return [{"type": "property", "run_id": run_id, "property_id": pid, "completed": bool(done),
                  "failed": json.loads(fail) if fail else None, "manifest": rows[pid][0],
@@ -159,6 +162,7 @@ class SnapshotManager:
         pipe.hset(manifest.key, pid, json.dumps(line["manifest"], sort_keys=True))
         if line["image_failures"]:
             pipe.hset(manifest.failures_key, pid, json.dumps(line["image_failures"], sort_keys=True))
-        for name, value in (("pstats", line["pstats"]), ("merged", line["merged"])):
+        run = keys.RunKeys(run_id)
+        for key, value in ((run.pstats, line["pstats"]), (run.merged, line["merged"])):
             if value is not None:
-                pipe.hset(keys.run(run_id, name), pid, json.dumps(value, sort_keys=True))
+                pipe.hset(key, pid, json.dumps(value, sort_keys=True))

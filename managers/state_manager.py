@@ -31,9 +31,10 @@ class StateManager:
 
     def __init__(self, client: redis.Redis, run_id: str) -> None:
         self.client = client
-        self.completed_key = keys.run(run_id, "completed")
-        self.failed_key = keys.run(run_id, "failed")
-        self.updated_key = keys.run(run_id, "state_updated")
+        run = keys.RunKeys(run_id)
+        self.completed_key = run.completed
+        self.failed_key = run.failed
+        self.updated_key = run.state_updated
 
     def completed_among(self, property_ids: list[str]) -> set[str]:
         """Which of ``property_ids`` are completed: one SMISMEMBER for the whole batch."""

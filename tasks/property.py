@@ -17,11 +17,11 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from celery_app import app
-from homeshots.errors import StoreError
-from homeshots.models import Property
-from homeshots.pipeline import PropertyOutcome, PropertyPipeline
-from homeshots.settings import get_settings
-from homeshots.worker_context import get_context, reset_context
+from homeshots.core.errors import StoreError
+from homeshots.core.models import Property
+from homeshots.core.settings import get_settings
+from homeshots.pipeline.property_pipeline import PropertyOutcome, PropertyPipeline
+from homeshots.pipeline.worker_context import get_context, reset_context
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
 

@@ -19,10 +19,10 @@ from celery.result import denied_join_result
 
 from celery_app import app
 from celery_app.app import CALLBACK_QUEUE
-from homeshots.errors import StoreError
-from homeshots.settings import get_settings
-from homeshots.store import Store
-from homeshots.worker_context import get_context
+from homeshots.core.errors import StoreError
+from homeshots.core.settings import get_settings
+from homeshots.pipeline.worker_context import get_context
+from homeshots.storage import Store
 from managers.deduplicator import ImageDeduplicator
 from managers.run_manager import RunManager
 from managers.snapshot_manager import SnapshotManager
@@ -32,11 +32,18 @@ from tasks.property import extract_property
 log = logging.getLogger(__name__)
 
 
-def submit_window(client: redis.Redis, run_id: str, generation: int, index: int) -> None:
-    """Send window ``index`` of a submission as one chord (header: one task per property)."""
+def submit_window(client: redis.Redis, run_id: str, generation: int, index: int, *,
+                  properties: list[dict[str, Any]] | None = None, sources: list[str] | None = None) -> None:
+    """Send window ``index`` of a submission as one chord (header: one task per property).
+
+    The submitter passes the window it has just written; a callback or the reconciler, which did
+    not write it, reads it back from Redis (that is why windows are kept there).
+    """
     runs = RunManager(client, run_id)
-    properties = runs.window_properties(generation, index)
-    sources = runs.sources()
+    if properties is None:
+        properties = runs.window_properties(generation, index)
+    if sources is None:
+        sources = runs.sources()
     header = [extract_property.s(run_id, p, sources).set(argsrepr=_readable(run_id, p)) for p in properties]
     body = finish_window.s(run_id, generation, index).set(queue=CALLBACK_QUEUE)
     body.link_error(window_failed.s(run_id=run_id, generation=generation, index=index).set(queue=CALLBACK_QUEUE))

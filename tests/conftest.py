@@ -9,16 +9,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import pytest
 import redis
 
-from homeshots.embedded import free_port
+from homeshots.ops.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str,
+               diagnostics: Callable[[], str] = lambda: "", poll: float = 0.1) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` (and the diagnostics) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{diagnostics()}"
+        time.sleep(poll)
 
 
 class RedisServer:
@@ -125,7 +135,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
         "HOMESHOTS_STORE_URL": f"file://{tmp_path / 'store'}",
         "HOMESHOTS_EMBEDDED_DIR": str(tmp_path / "embedded"),
         "HOMESHOTS_WINDOW_SIZE": "3",
-        "HOMESHOTS_RESO_MAX_RETRIES": "1",
+        "HOMESHOTS_MLS_MAX_RETRIES": "1",
         "HOMESHOTS_WINDOW_CALLBACK_MAX_WAITS": "30",
         "PYTHONPATH": str(ROOT),
         "COLUMNS": "200",
@@ -150,3 +160,23 @@ def cluster_factory(tmp_path: Path, redis_server: RedisServer) -> Iterator:
     yield make
     for cluster in made:
         cluster.stop()
+
+
+CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+"""Credentials moto's S3 server accepts (it checks none); workers need some to sign requests."""
+
+
+@pytest.fixture
+def s3_server() -> Iterator[tuple[str, object]]:
+    """moto's S3 server on a free loopback port with bucket ``homeshots-test``: (endpoint, boto3 client)."""
+    from moto.server import ThreadedMotoServer  # moto is heavy: only the S3 tests pay for its import
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket="homeshots-test")
+    yield endpoint, client
+    server.stop()

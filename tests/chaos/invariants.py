@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import redis
+from PIL import Image
 
+from managers import keys
 from tests.integration.helpers import manifest_rows, status_json
 
 
 def index_processed_keys(client: redis.Redis) -> set[str]:
     """The processed file of every kept image in the hash index."""
-    keys = list(client.scan_iter("hs:{idx}:img:*", count=1000))
+    records = list(client.scan_iter(keys.IMAGE_PREFIX + "*", count=1000))
     pipe = client.pipeline(transaction=False)
-    for key in keys:
+    for key in records:
         pipe.hget(key, "processed_key")
     return {k for k in pipe.execute() if k}
 
@@ -39,3 +42,19 @@ def assert_nothing_lost_nothing_twice(cluster, run_id: str, client: redis.Redis,
 
 def local_processed(store_dir) -> Callable[[], set[str]]:
     return lambda: {p.relative_to(store_dir).as_posix() for p in (store_dir / "processed").rglob("*.png")}
+
+
+def s3_processed(client, bucket: str, prefix: str) -> Callable[[], set[str]]:
+    """The processed objects under ``prefix`` in an S3 bucket, as store keys."""
+    def objects() -> set[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "processed/")
+        return {o["Key"].removeprefix(prefix) for page in pages for o in page.get("Contents", [])}
+    return objects
+
+
+def assert_objects_decode(client, bucket: str, prefix: str) -> None:
+    """Every processed object is whole: a partial write would not decode."""
+    for key in s3_processed(client, bucket, prefix)():
+        body = client.get_object(Bucket=bucket, Key=prefix + key)["Body"].read()
+        with Image.open(io.BytesIO(body)) as im:
+            im.load()

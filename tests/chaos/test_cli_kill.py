@@ -6,12 +6,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
-from homeshots.sandbox import Listing
+from homeshots_sandbox import Listing
+
+from managers import keys
 from tests.chaos.conftest import CHAOS_ENV
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.integration.helpers import make_catalog, sandbox_for, status_json, write_csv
 
 EMPTY = 600
@@ -26,13 +27,11 @@ def test_killed_cli_resumes_without_redoing_completed(tmp_path, cluster_factory,
         cluster = cluster_factory(sandbox.env() | CHAOS_ENV | {"HOMESHOTS_WINDOW_SIZE": "50"}, concurrency=2)
         cli = [sys.executable, "-m", "homeshots", "backfill", str(props), "--run-id", "cli"]
         first = subprocess.Popen(cli, env=cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while client.scard("hs:run:{cli}:completed") < 60:
-            assert time.monotonic() < deadline, cluster.worker_log()
-            time.sleep(0.05)
+        wait_until(lambda: client.scard(keys.RunKeys("cli").completed) >= 60, timeout=120,
+                   what="60 properties completed", diagnostics=cluster.worker_log, poll=0.05)
         first.send_signal(signal.SIGKILL)
         first.wait()
-        completed_before = set(client.smembers("hs:run:{cli}:completed"))
+        completed_before = set(client.smembers(keys.RunKeys("cli").completed))
         keys_before = {_key(pid, client) for pid in completed_before}
 
         again = subprocess.run(cli, env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=500)
@@ -57,7 +56,7 @@ _LISTING_KEYS: dict[str, str] = {}
 def _lookup(pid: str, client) -> str:
     import json
 
-    for key in client.scan_iter("hs:run:{cli}:win:*"):
+    for key in client.scan_iter(keys.RunKeys("cli").window_pattern()):
         for prop in json.loads(client.get(key)):
             _LISTING_KEYS[prop["property_id"]] = prop["mls_listing_key"]
     return _LISTING_KEYS[pid]

@@ -7,9 +7,8 @@ import io
 import json
 from pathlib import Path
 
+from homeshots_sandbox import Listing, SandboxServer, generate_photo
 from PIL import Image, ImageOps
-
-from homeshots.sandbox import Listing, SandboxServer, generate_photo
 
 
 def near_copy(data: bytes, scale: float = 0.7, quality: int = 82) -> bytes:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from homeshots.sandbox import default_sandbox
+from homeshots_sandbox import default_sandbox
+
 from tests.conftest import ROOT
 from tests.integration.helpers import manifest_rows, status_json
 

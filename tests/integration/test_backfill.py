@@ -96,7 +96,7 @@ def test_failed_property_is_reported_then_retried_on_resume(tmp_path, cluster_fa
     props = write_csv(tmp_path / "props.csv", listings)
     with sandbox_for(listings, photos) as sandbox:
         cluster = cluster_factory(sandbox.env(), concurrency=1)
-        # HOMESHOTS_RESO_MAX_RETRIES=1: two 503s exhaust one property's attempts.
+        # HOMESHOTS_MLS_MAX_RETRIES=1: two 503s exhaust one property's attempts.
         sandbox.fail("/reso/odata/Property", 503, times=2)
         first = cluster.cli("backfill", str(props), "--run-id", "flaky")
         assert first.returncode == 0, first.stderr + cluster.worker_log()

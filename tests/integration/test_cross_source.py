@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from homeshots_sandbox import Listing, SandboxServer, generate_photo
 from PIL import Image
 
-from homeshots.sandbox import Listing, SandboxServer, generate_photo
 from tests.integration.helpers import manifest_rows, status_json, write_csv
 
 

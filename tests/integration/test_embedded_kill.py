@@ -11,6 +11,7 @@ import time
 
 import redis
 
+from managers import keys
 from tests.conftest import base_env
 from tests.integration.helpers import make_catalog, sandbox_for, write_csv
 
@@ -42,7 +43,7 @@ def test_sigkilled_cli_stops_its_redis_and_workers_and_resumes(tmp_path):
             time.sleep(0.05)
         embedded = json.loads(info.read_text())
         client = redis.Redis(port=embedded["port"], decode_responses=True)
-        while client.scard("hs:run:{killed}:completed") < 2:  # kill it part-way: some done, most not
+        while client.scard(keys.RunKeys("killed").completed) < 2:  # kill it part-way: some done, most not
             assert time.monotonic() < deadline and proc.poll() is None, "no property completed in time"
             time.sleep(0.05)
         redis_pid = embedded["pid"]

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from homeshots.embedded import free_port
+from homeshots.ops.embedded import free_port
 from tests.conftest import ROOT
 from tests.integration.helpers import make_catalog, sandbox_for, write_csv
 

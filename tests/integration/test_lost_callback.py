@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+from managers import keys
 from tests.conftest import ROOT
 from tests.integration.helpers import make_catalog, sandbox_for, status_json, write_csv
 
@@ -31,7 +32,7 @@ def test_resume_finishes_windows_whose_callbacks_were_lost(tmp_path, cluster_fac
         assert sent.returncode == 0, sent.stderr
         client = redis_server.client()
         deadline = time.monotonic() + 60
-        while client.scard("hs:run:{lost}:completed") < 5:  # windows 0 and 1 (3 + 2 properties)
+        while client.scard(keys.RunKeys("lost").completed) < 5:  # windows 0 and 1 (3 + 2 properties)
             assert time.monotonic() < deadline, cluster.worker_log()
             time.sleep(0.2)
         worker.terminate()

@@ -12,15 +12,15 @@ from collections.abc import Iterator
 import httpx
 import imagehash
 import pytest
+from homeshots_sandbox import Listing, SandboxServer, generate_photo
+from homeshots_sandbox.catalog import CATALOG
+from homeshots_sandbox.maricopa import render_sketch
 from PIL import Image
 
-from extractors.maricopa import MaricopaAssessorExtractor
-from homeshots.errors import SourceError
-from homeshots.models import ImageRef, Property
-from homeshots.sandbox import Listing, SandboxServer, generate_photo
-from homeshots.sandbox.catalog import CATALOG
-from homeshots.sandbox.maricopa import render_sketch
-from homeshots.settings import Settings
+from homeshots.core.errors import SourceError
+from homeshots.core.models import ImageRef, Property
+from homeshots.core.settings import Settings
+from homeshots.sources.maricopa import MaricopaExtractor
 from tests.integration.helpers import Sleeps
 
 # A real SourceLimiter (homeshots/politeness.py) needs Redis; the limiter is exercised elsewhere.
@@ -56,7 +56,7 @@ def settings_for(sb: SandboxServer, **overrides: object) -> Settings:
 def extract(sb: SandboxServer, prop: Property, *, sleep: Sleeps | None = None, **kw: object) -> list[ImageRef]:
     async def run() -> list[ImageRef]:
         async with httpx.AsyncClient() as client:
-            extractor = MaricopaAssessorExtractor(client, settings_for(sb, **kw), sleep=sleep or Sleeps())
+            extractor = MaricopaExtractor(client, settings_for(sb, **kw), sleep=sleep or Sleeps())
             return await extractor.extract(prop)
 
     return asyncio.run(run())

@@ -9,7 +9,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from homeshots.embedded import free_port
+from homeshots.ops.embedded import free_port
 from tests.conftest import ROOT
 from tests.integration.helpers import make_catalog, sandbox_for, write_csv
 

@@ -9,13 +9,13 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from homeshots_sandbox import Listing, SandboxServer, generate_photo
 
-from extractors.http import fetch
-from extractors.phoenix_mls import PhoenixMLSExtractor, TokenCache
-from homeshots.errors import SourceError
-from homeshots.models import ImageRef, Property
-from homeshots.sandbox import Listing, SandboxServer, generate_photo
-from homeshots.settings import Settings
+from homeshots.core.errors import SourceError
+from homeshots.core.models import ImageRef, Property
+from homeshots.core.settings import Settings
+from homeshots.network.http import fetch
+from homeshots.sources.mls import MlsExtractor, TokenCache
 from tests.integration.helpers import Sleeps
 
 PROPERTY = "/reso/odata/Property"
@@ -42,11 +42,11 @@ def sandbox() -> Iterator[SandboxServer]:
 
 def settings_for(sb: SandboxServer, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "reso_base_url": sb.reso_base_url,
-        "reso_token_url": sb.token_url,
-        "reso_client_id": sb.client_id,
-        "reso_client_secret": sb.client_secret,
-        "reso_max_retries": 3,
+        "mls_base_url": sb.mls_base_url,
+        "mls_token_url": sb.token_url,
+        "mls_client_id": sb.client_id,
+        "mls_client_secret": sb.client_secret,
+        "mls_max_retries": 3,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -57,7 +57,7 @@ def extract(
 ) -> list[ImageRef]:
     async def run() -> list[ImageRef]:
         async with httpx.AsyncClient() as client:
-            extractor = PhoenixMLSExtractor(
+            extractor = MlsExtractor(
                 client, settings_for(sb, **kw), tokens or TokenCache(), sleep=sleep or Sleeps()
             )
             return await extractor.extract(prop)
@@ -95,7 +95,7 @@ def test_address_lookup_by_city_without_zip(sandbox: SandboxServer) -> None:
 
 
 def test_max_pages_stops_paging(sandbox: SandboxServer) -> None:
-    refs = extract(sandbox, BY_ADDRESS, reso_max_pages=1)
+    refs = extract(sandbox, BY_ADDRESS, mls_max_pages=1)
     assert len(refs) == 2
     assert calls(sandbox, PROPERTY) == 1
 
@@ -133,7 +133,7 @@ def test_401_twice_is_permanent_unauthorized(sandbox: SandboxServer) -> None:
 
 def test_wrong_secret_is_permanent_and_never_leaks(sandbox: SandboxServer) -> None:
     with pytest.raises(SourceError) as info:
-        extract(sandbox, BY_KEY, reso_client_secret="not-the-secret")
+        extract(sandbox, BY_KEY, mls_client_secret="not-the-secret")
     assert not info.value.retryable
     assert (info.value.source, info.value.property_id) == ("mls", "p1")
     assert "HTTP 401" in str(info.value)
@@ -168,7 +168,7 @@ def test_500_forever_is_retryable_after_max_retries(sandbox: SandboxServer) -> N
     sleeps = Sleeps()
     sandbox.fail(PROPERTY, 500, 100)
     with pytest.raises(SourceError) as info:
-        extract(sandbox, BY_KEY, sleep=sleeps, reso_max_retries=2)
+        extract(sandbox, BY_KEY, sleep=sleeps, mls_max_retries=2)
     assert info.value.retryable
     assert "HTTP 500" in str(info.value) and PROPERTY in str(info.value)
     assert calls(sandbox, PROPERTY) == 3 and len(sleeps.waits) == 2

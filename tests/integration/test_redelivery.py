@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from homeshots.settings import get_settings
+from homeshots.core.settings import get_settings
 from managers.run_manager import RunManager
 from tests.integration.helpers import make_catalog, manifest_rows, sandbox_for, status_json, write_csv
 
@@ -24,7 +24,7 @@ def test_duplicate_delivery_of_a_property_counts_once(tmp_path, cluster_factory,
         monkeypatch.setenv("HOMESHOTS_STORE_URL", cluster.env["HOMESHOTS_STORE_URL"])
         get_settings.cache_clear()
         from celery_app import configure
-        from homeshots.inputs import read_properties
+        from homeshots.core.inputs import read_properties
         from tests.integration.test_redelivery import _submit_doubled
 
         configure(get_settings())

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from homeshots_sandbox import Listing, SandboxServer, generate_photo
+from homeshots_sandbox.listing import ALL_SOURCES
 from PIL import Image
 
-from extractors.redfin import RedfinExtractor
-from homeshots.errors import SourceError
-from homeshots.models import ImageRef, Property
-from homeshots.sandbox import Listing, SandboxServer, generate_photo
-from homeshots.sandbox.listing import ALL_SOURCES
-from homeshots.settings import Settings
+from homeshots.core.errors import SourceError
+from homeshots.core.models import ImageRef, Property
+from homeshots.core.settings import Settings
+from homeshots.sources.redfin import RedfinExtractor
 from tests.integration.helpers import Sleeps
 
 AUTOCOMPLETE = "/redfin/stingray/do/location-autocomplete"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from concurrent.futures import ThreadPoolExecutor
 
-from homeshots.redis_client import connect
-from imaging.hashing import int_to_hex
+from homeshots.imaging.hashing import int_to_hex
+from managers.connection import connect
 from managers.deduplicator import ImageDeduplicator, ImageRecord, kept_files
 from managers.run_manager import RunManager
 
@@ -36,9 +36,9 @@ def test_claim_finds_exact_and_near_copies_within_the_threshold(redis_server):
     far_hash = _flip(base, 10, rng)
     far = _record("c" * 64, far_hash, pid="p4")
     assert dedup.claim(far).record == far, "10 bits apart is a different picture at threshold 8"
-    assert dedup.find(_record("d" * 64, _flip(base, 3, rng))).record == first
-    assert dedup.find(_record("e" * 64, _flip(base, 2, rng), dhash=(1 << 20) - 1)) is None, (
-        "a pHash match whose dHash disagrees (20 bits) is a different picture")
+    assert dedup.claim(_record("d" * 64, _flip(base, 3, rng))).record == first
+    other = _record("e" * 64, _flip(base, 2, rng), dhash=(1 << 20) - 1)
+    assert dedup.claim(other).record == other, "a pHash match whose dHash disagrees (20 bits) is a different picture"
 
 
 def test_multi_index_lookup_is_exact_against_brute_force(redis_server):
@@ -49,11 +49,13 @@ def test_multi_index_lookup_is_exact_against_brute_force(redis_server):
     for n in range(400):
         query = _flip(stored[rng.randrange(len(stored))], rng.randrange(0, 11), rng) if n % 4 else rng.getrandbits(64)
         brute = min(bin(query ^ h).count("1") for h in stored)
-        found = dedup.find(_record("f" * 64, query))
+        mine = _record(f"f{n:063x}", query)
+        found = dedup.claim(mine)
         if brute <= 8:
-            assert found is not None and found.distance == brute
+            assert found.record != mine and found.distance == brute
         else:
-            assert found is None
+            assert found.record == mine  # kept: nothing within the threshold
+            stored.append(query)
 
 
 def test_concurrent_copies_keep_exactly_one(redis_server):

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import io
 
-import boto3
-import pytest
 from PIL import Image
 
-from homeshots.embedded import free_port
+from tests.conftest import CREDS
 from tests.integration.helpers import make_catalog, manifest_rows, sandbox_for, status_json, write_csv
-
-CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.create_bucket(Bucket="homeshots-test")
-    yield endpoint, client
-    server.stop()
 
 
 def _objects(client, prefix: str) -> dict[str, bytes]:

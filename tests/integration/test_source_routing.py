@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from homeshots.sandbox import SandboxServer
+from homeshots_sandbox import SandboxServer
+
 from tests.integration.forward_proxy import ForwardProxy
 from tests.integration.helpers import make_catalog, status_json, write_csv
 

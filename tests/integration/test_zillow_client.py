@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from homeshots_sandbox import Listing, SandboxServer, generate_photo
 from PIL import Image
 
-from extractors.zillow import ZillowExtractor
-from homeshots.errors import SourceError
-from homeshots.models import ImageRef, Property
-from homeshots.sandbox import Listing, SandboxServer, generate_photo
-from homeshots.settings import Settings
+from homeshots.core.errors import SourceError
+from homeshots.core.models import ImageRef, Property
+from homeshots.core.settings import Settings
+from homeshots.sources.zillow import ZillowExtractor
 from tests.integration.helpers import Sleeps
 
 SIZE = (640, 480)

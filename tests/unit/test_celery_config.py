@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from celery_app.app import build_config
-from homeshots.settings import Settings
+from homeshots.core.settings import Settings
 
 
 @pytest.mark.parametrize("time_limit", [15, 600, 7200])

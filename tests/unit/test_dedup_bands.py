@@ -6,10 +6,23 @@ import random
 
 import pytest
 
-from imaging.hashing import hamming, hex_to_int, int_to_hex
-from managers.deduplicator import band_values
+from homeshots.imaging.hashing import hamming, hex_to_int, int_to_hex
+from managers.deduplicator import BandPlan
 
 ALL_ONES = (1 << 64) - 1
+
+
+def band_values(phash: int, bands: int) -> list[int]:
+    """Split 64 bits into ``bands`` contiguous slices (sizes differ by at most one bit), as the index does."""
+    widths = tuple(64 // bands + (1 if i < 64 % bands else 0) for i in range(bands))
+    return BandPlan(widths, 0).values(phash)
+
+
+@pytest.mark.parametrize("threshold", [0, 4, 8, 12, 20])
+def test_the_index_plan_covers_every_bit_and_its_radius_finds_every_near_copy(threshold: int) -> None:
+    plan = BandPlan.for_threshold(threshold)
+    assert sum(plan.widths) == 64 and max(plan.widths) - min(plan.widths) <= 1
+    assert plan.radius * len(plan.widths) <= threshold < (plan.radius + 1) * len(plan.widths)
 
 
 @pytest.mark.parametrize("bands", [1, 2, 5, 9, 13, 64])

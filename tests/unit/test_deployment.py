@@ -8,20 +8,22 @@ from pathlib import Path
 import click
 import pytest
 import yaml
+from homeshots_sandbox.cli import main as sandbox_main
 
 from celery_app.app import QUEUE, app
-from homeshots.cli import main
-from homeshots.settings import Settings
+from homeshots.core.settings import Settings
+from homeshots.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = set(Settings.model_fields)
 
 
 def check_command(command: list[str]) -> None:
-    """A homeshots subcommand with its real options, or the Celery worker of this app."""
-    if command[0] == "homeshots":
-        sub = main.commands.get(command[1])
-        assert isinstance(sub, click.Command), f"no command `homeshots {command[1]}`"
+    """A homeshots (or homeshots-sandbox) subcommand with its real options, or the Celery worker of this app."""
+    if command[0] in ("homeshots", "homeshots-sandbox"):
+        group = main if command[0] == "homeshots" else sandbox_main
+        sub = group.commands.get(command[1])
+        assert isinstance(sub, click.Command), f"no command `{command[0]} {command[1]}`"
         known = {opt for param in sub.params for opt in param.opts + param.secondary_opts}
         for word in command[2:]:
             if word.startswith("--"):

@@ -12,8 +12,8 @@ import imagehash
 import pytest
 from PIL import Image, ImageCms, ImageDraw
 
-from homeshots.errors import ImageError
-from imaging import (
+from homeshots.core.errors import ImageError
+from homeshots.imaging import (
     ImageStandardizer,
     StandardizedImage,
     hamming,
@@ -22,7 +22,7 @@ from imaging import (
     phash_to_int,
     pixel_sha256,
 )
-from imaging.standardizer import draft_size
+from homeshots.imaging.standardizer import draft_size
 
 RED = (255, 0, 0)
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

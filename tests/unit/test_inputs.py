@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from homeshots.errors import InputError
-from homeshots.inputs import BadRow, derive_property_id, read_properties
-from homeshots.models import Property
+from homeshots.core.errors import InputError
+from homeshots.core.inputs import BadRow, derive_property_id, read_properties
+from homeshots.core.models import Property
 
 HEADER = "address,city,state,zip,apn,mls_listing_key,zpid,redfin_url,property_id\n"
 

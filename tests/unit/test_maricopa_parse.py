@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from extractors.maricopa import load_json, normalize_apn, parse_parcel, parse_search, parse_sketches, pick_parcel
-from homeshots.errors import ParseError
-from homeshots.models import Property
+from homeshots.core.errors import ParseError
+from homeshots.core.models import Property
+from homeshots.sources.maricopa import load_json, normalize_apn, parse_parcel, parse_search, parse_sketches, pick_parcel
 
 PNG_1 = b"\x89PNG\r\n\x1a\n-page-one"
 PNG_2 = b"\x89PNG\r\n\x1a\n-page-two"

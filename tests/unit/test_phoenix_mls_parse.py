@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from extractors.phoenix_mls import build_property_query, parse_property_page, parse_token_response
-from homeshots.errors import ParseError
-from homeshots.models import Property
+from homeshots.core.errors import ParseError
+from homeshots.core.models import Property
+from homeshots.sources.mls import build_property_query, parse_property_page, parse_token_response
 
 CDN = "https://cdn.mls.example"
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from extractors.redfin import (
+from homeshots.core.errors import ParseError
+from homeshots.core.models import Property
+from homeshots.sources.redfin import (
     is_challenge_page,
     parse_above_the_fold,
     parse_autocomplete,
     property_id_from_url,
     strip_prefix,
 )
-from homeshots.errors import ParseError
-from homeshots.models import Property
 
 CDN = "https://ssl.cdn-redfin.com/photo/48/bigphoto"
 PROP = Property("p1", "4732 E Camelback Rd", city="Phoenix", state="AZ", zip="85018")

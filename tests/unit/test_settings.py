@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from homeshots.settings import Settings
+from homeshots.core.settings import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -40,9 +40,9 @@ def test_unknown_source_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_secret_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOMESHOTS_RESO_CLIENT_SECRET", "hunter2-secret")
+    monkeypatch.setenv("HOMESHOTS_MLS_CLIENT_SECRET", "hunter2-secret")
     s = Settings()
-    assert s.reso_client_secret.get_secret_value() == "hunter2-secret"
+    assert s.mls_client_secret.get_secret_value() == "hunter2-secret"
     assert "hunter2-secret" not in repr(s)
     assert "hunter2-secret" not in str(s.model_dump())
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from homeshots.errors import ConfigError, StoreError
-from homeshots.settings import Settings
-from homeshots.store import LocalStore, S3Store, image_key, open_store, sniff_format
+from homeshots.core.errors import ConfigError, StoreError
+from homeshots.core.settings import Settings
+from homeshots.storage import LocalStore, image_key, open_store, sniff_format
+from homeshots.storage.s3 import S3Store
 
 SHA = "ab" + "c" * 62
 
@@ -33,7 +34,9 @@ def test_no_temp_files_and_keys_listed(tmp_path: Path) -> None:
     assert [n for _, _, files in os.walk(tmp_path) for n in files if n.startswith(".tmp-")] == []
     assert list(store.keys()) == ["metadata/run.json", "processed/ab/x.png"]
     assert list(store.keys("processed")) == ["processed/ab/x.png"]
-    assert store.exists("metadata/run.json") and not store.exists("metadata/other.json")
+    assert store.get("metadata/run.json") == b"{}"
+    with pytest.raises(StoreError):
+        store.get("metadata/other.json")
 
 
 @pytest.mark.parametrize("key", ["../x", "raw/../../x", "/etc/passwd"])

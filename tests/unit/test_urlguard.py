@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from homeshots.errors import UnsafeURLError
-from homeshots.urlguard import URLGuard
+from homeshots.core.errors import UnsafeURLError
+from homeshots.network.urlguard import URLGuard
 
 
 def check(url: str, allow: list[str] | None = None) -> None:

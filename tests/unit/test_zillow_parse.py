@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from extractors.zillow import has_home, home_url, is_block_page, parse_home_page
-from homeshots.errors import ParseError
-from homeshots.models import Property
+from homeshots.core.errors import ParseError
+from homeshots.core.models import Property
+from homeshots.sources.zillow import has_home, home_url, is_block_page, parse_home_page
 
 FP = "https://photos.zillowstatic.com/fp"
 

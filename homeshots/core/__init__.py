@@ -1,0 +1,1 @@
+"""The floor: errors, domain types, settings, input rows and addresses. Imports nothing of ours."""

@@ -1,0 +1,201 @@
+"""One typed settings object, read from ``HOMESHOTS_*`` environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SOURCES: tuple[str, ...] = ("mls", "maricopa", "zillow", "redfin")
+"""Source names known to this build, in the order their extractors run by default."""
+
+
+def _legacy(default: Any, name: str, **constraints: Any) -> Any:
+    """A ``mls_*`` field that also reads the ``HOMESHOTS_RESO_<name>`` variable it had before."""
+    return Field(default, validation_alias=AliasChoices(f"HOMESHOTS_MLS_{name}", f"HOMESHOTS_RESO_{name}",
+                                                        f"mls_{name.lower()}"), **constraints)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """Per-source network settings, so an operator can route Zillow or Redfin through a proxy."""
+
+    source: str
+    rate: float
+    timeout: float
+    max_retries: int
+    user_agent: str
+    proxy_url: str | None
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Secrets are ``SecretStr`` so they never reach a log line."""
+
+    model_config = SettingsConfigDict(env_prefix="HOMESHOTS_", extra="ignore", populate_by_name=True)
+
+    # --- infrastructure -------------------------------------------------------------------
+    redis_url: str | None = None
+    """State/manifest/hash index Redis. Unset: ``homeshots backfill`` starts an embedded one."""
+    broker_url: str | None = None
+    """Celery broker; defaults to ``redis_url`` (RabbitMQ works too)."""
+    store_url: str = "file://./homeshots-data"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    embedded_dir: Path = Path("./homeshots-data")
+    """Where the embedded Redis keeps its AOF when no ``redis_url`` is set."""
+
+    # --- run shape --------------------------------------------------------------------------
+    sources: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(SOURCES))
+    window_size: int = Field(1000, ge=1, le=100_000)
+    windows_in_flight: int = Field(2, ge=1, le=100)
+    worker_concurrency: int | None = None
+    task_soft_time_limit: int = Field(540, ge=10)
+    task_time_limit: int = Field(600, ge=15)
+    window_callback_max_waits: int = Field(120, ge=1)
+    visibility_timeout: int | None = Field(None, ge=10)
+    """Seconds before the broker redelivers an unacknowledged task; default 2 x hard limit + 60."""
+    stall_seconds: float = Field(120, gt=0)
+    """``--wait`` runs the reconciler (as ``homeshots resume``) after this long without progress."""
+
+    # --- images -------------------------------------------------------------------------------
+    max_dimension: int = Field(1024, ge=16, le=8192)
+    output_format: Literal["PNG", "JPEG", "WEBP"] = "PNG"
+    png_compress_level: int = Field(1, ge=0, le=9)
+    png_strategy: Literal["default", "rle"] = "rle"
+    """zlib strategy of the PNG encoder. ``rle`` (runs only; any level 1-9 encodes alike) is ~10% faster
+    and ~5% smaller than ``default`` at level 1 on photos, same pixels (``benchmarks/RESULTS.md``);
+    ``default`` with a higher level gives the smallest files, at ~4x the encode time for level 6."""
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    dedup_threshold: int = Field(8, ge=0, le=32)
+    dedup_dhash_threshold: int = Field(12, ge=0, le=64)
+    """A pHash match is merged only if the dHash distance is within this too (guards false merges)."""
+    max_image_pixels: int = Field(100_000_000, ge=1)
+    image_threads: int = Field(1, ge=1, le=64)
+    """Images decoded and encoded at once per worker process (whatever its tasks or threads): one
+    core of image work each, so Celery's ``--concurrency`` maps to cores; it also bounds memory
+    (a 100 MP photo is ~300 MB decoded)."""
+
+    # --- downloads ------------------------------------------------------------------------------
+    download_concurrency: int = Field(8, ge=1, le=256)
+    download_timeout: float = Field(30.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0)
+    max_image_bytes: int = Field(40 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(5, ge=0, le=20)
+    allow_private_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts or CIDRs that source-supplied URLs may point at although private/loopback."""
+    user_agent: str = "homeshots/0.1 (+https://github.com/homeshots)"
+
+    # --- Phoenix MLS over the RESO Web API (source ``mls``) ----------------------------------------
+    # The HOMESHOTS_RESO_* names of earlier releases are still read (``_legacy``).
+    mls_base_url: str = _legacy("https://api.mls.example/reso/odata", "BASE_URL")
+    mls_token_url: str = _legacy("https://api.mls.example/oauth2/token", "TOKEN_URL")
+    mls_client_id: str = _legacy("", "CLIENT_ID")
+    mls_client_secret: SecretStr = _legacy(SecretStr(""), "CLIENT_SECRET")
+    mls_scope: str | None = _legacy(None, "SCOPE")
+    mls_timeout: float = _legacy(20.0, "TIMEOUT", gt=0)
+    mls_max_retries: int = _legacy(4, "MAX_RETRIES", ge=0, le=10)
+    mls_max_pages: int = _legacy(20, "MAX_PAGES", ge=1)
+    mls_max_response_bytes: int = _legacy(20 * 1024 * 1024, "MAX_RESPONSE_BYTES", ge=1024)
+
+    # --- Maricopa County Assessor ------------------------------------------------------------------
+    maricopa_base_url: str = "https://mcassessor.maricopa.gov"
+    maricopa_token: SecretStr = SecretStr("")
+
+    # --- Zillow and Redfin (home pages / stingray JSON) ---------------------------------------------
+    zillow_base_url: str = "https://www.zillow.com"
+    redfin_base_url: str = "https://www.redfin.com"
+
+    # --- politeness and routing, per source ----------------------------------------------------------
+    mls_rate: float = Field(5.0, gt=0)
+    maricopa_rate: float = Field(2.0, gt=0)
+    zillow_rate: float = Field(0.5, gt=0)
+    redfin_rate: float = Field(1.0, gt=0)
+    """Requests per second to each source's API, shared by every worker of the cluster."""
+    mls_proxy_url: str | None = None
+    maricopa_proxy_url: str | None = None
+    zillow_proxy_url: str | None = None
+    redfin_proxy_url: str | None = None
+    mls_user_agent: str | None = None
+    maricopa_user_agent: str | None = None
+    zillow_user_agent: str | None = None
+    redfin_user_agent: str | None = None
+    maricopa_timeout: float = Field(20.0, gt=0)
+    zillow_timeout: float = Field(20.0, gt=0)
+    redfin_timeout: float = Field(20.0, gt=0)
+    source_max_retries: int = Field(3, ge=0, le=10)
+    """Retries of a source's API call (timeouts, 5xx, 429) before the property fails for that source."""
+    page_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    """Largest API response or HTML page accepted from a source."""
+
+    # --- monitoring -------------------------------------------------------------------------------
+    flower_basic_auth: SecretStr = SecretStr("")
+    """``user:password[,user2:password2]`` for ``homeshots flower``; it refuses to start without auth."""
+    flower_auth: str | None = None
+    """Flower's OAuth e-mail regex (with the HOMESHOTS_FLOWER_OAUTH2_* settings) instead of basic auth."""
+    flower_auth_provider: str = "flower.views.auth.GithubLoginHandler"
+    flower_oauth2_key: str | None = None
+    flower_oauth2_secret: SecretStr = SecretStr("")
+    flower_oauth2_redirect_uri: str | None = None
+
+    @field_validator("sources", "allow_private_hosts", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"unknown source(s) {unknown}; known: {list(SOURCES)}")
+        return value
+
+    def source_problems(self, sources: list[str]) -> list[str]:
+        """What is missing for ``sources`` to work, so a run fails before it starts, not per property."""
+        problems = []
+        if "mls" in sources and not self.mls_client_id:
+            problems.append("source mls needs HOMESHOTS_MLS_CLIENT_ID and HOMESHOTS_MLS_CLIENT_SECRET")
+        if "maricopa" in sources and not self.maricopa_token.get_secret_value():
+            problems.append("source maricopa needs HOMESHOTS_MARICOPA_TOKEN")
+        return problems
+
+    def policy(self, source: str) -> SourcePolicy:
+        """How to talk to ``source``: its shared rate, timeout, retries, User-Agent and proxy."""
+        timeout = self.mls_timeout if source == "mls" else getattr(self, f"{source}_timeout")
+        retries = self.mls_max_retries if source == "mls" else self.source_max_retries
+        return SourcePolicy(source=source, rate=getattr(self, f"{source}_rate"), timeout=timeout,
+                            max_retries=retries, user_agent=getattr(self, f"{source}_user_agent") or self.user_agent,
+                            proxy_url=getattr(self, f"{source}_proxy_url"))
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> Settings:
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("HOMESHOTS_TASK_SOFT_TIME_LIMIT must be below HOMESHOTS_TASK_TIME_LIMIT")
+        if self.visibility_timeout is not None and self.visibility_timeout <= self.task_time_limit:
+            raise ValueError("HOMESHOTS_VISIBILITY_TIMEOUT must exceed HOMESHOTS_TASK_TIME_LIMIT, or a slow "
+                             "task is handed to a second worker while the first still runs it")
+        return self
+
+    @property
+    def effective_visibility_timeout(self) -> int:
+        return self.visibility_timeout or self.task_time_limit * 2 + 60
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        return self.broker_url or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process (cached: the environment is read once)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The HTTP side: guarded URLs, one careful request, image downloads, what a rate limiter must do."""

@@ -1,0 +1,1 @@
+"""The roof: the CLI and what operators run (session, embedded mode, display, report, metrics, Flower)."""

@@ -1,0 +1,1 @@
+"""One property, start to end, and the per-process resources it runs on."""

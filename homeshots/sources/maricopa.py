@@ -1,0 +1,283 @@
+"""Maricopa County Assessor: a parcel's building sketches (the assessor keeps no listing photos).
+
+What the real API does (mcassessor.maricopa.gov "API Documentation", 2024): a custom ``AUTHORIZATION``
+header carrying the bare token; ``/search/property/?q=`` full-text search answering 25 rows a page
+(``&page=N``), each real-property row with ``APN``, ``SitusAddress``, ``SitusCity``, ``SitusZip``;
+``/parcel/{apn}`` parcel details, the APN given with or without dashes, dots or spaces. The sketch
+endpoint ``/parcel/{apn}/sketches/`` is not in that PDF (public client code calls it); its pages carry
+base64 images. Where unsure we chose: the rows' list may be ``Results`` or ``RealPropertyResults``;
+only the first search page is read (an address query is specific); ``TotalPages`` counts sketch
+pages, an answer may carry only some, and ``?page=N`` (1-based, as in the search) asks for the next.
+
+As in ``phoenix_mls``: pure parsing on top (``ParseError`` naming the field), a thin client below.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from typing import Any
+
+import httpx
+
+from homeshots.core.addresses import normalize
+from homeshots.core.errors import ParseError, SourceFailedError
+from homeshots.core.models import ImageRef, Property
+from homeshots.network.http import redact_url
+from homeshots.sources.base import HttpExtractor
+
+log = logging.getLogger(__name__)
+
+SOURCE = "maricopa"
+APN_SHAPE = re.compile(r"(\d{3})[-. ]?(\d{2})[-. ]?(\d{3,4}[A-Z]?)")
+"""Book (3 digits), map (2), parcel (3-4) and an optional split letter: 173-10-005A."""
+RESULT_KEYS = ("Results", "RealPropertyResults")
+MAX_SKETCH_REQUESTS = 20
+"""Sketch answers asked per parcel at most, so a server that never finishes cannot hold a worker."""
+_DATA_URI = re.compile(r"^data:[\w/+.-]+;base64,", re.IGNORECASE)
+
+
+# --- pure ----------------------------------------------------------------------------------------
+
+
+def normalize_apn(value: object) -> str:
+    """The APN as the assessor files it (``17310005A``); dashes, dots or spaces between its parts are fine."""
+    if not isinstance(value, str):
+        raise ParseError(f"APN {value!r} is not a string")
+    m = APN_SHAPE.fullmatch(value.strip().upper())
+    if not m:
+        raise ParseError(f"APN {value!r} is not a Maricopa APN (like 123-45-678 or 12345678A)")
+    return "".join(m.groups())
+
+
+def _apn_at(value: object, path: str) -> str:
+    try:
+        return normalize_apn(value)
+    except ParseError as exc:
+        raise ParseError(f"{path}.APN: {exc}") from None
+
+
+def load_json(body: bytes, content_type: str, *, where: str) -> object:
+    """The body as JSON. The API may answer an HTML error page even with 200: that is named, not guessed at."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if "html" in ctype or body.lstrip()[:1] == b"<":
+        raise ParseError(f"expected JSON, got HTML ({where})")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"body is not valid JSON ({where}): {exc}") from None
+
+
+def _text(item: dict[str, Any], field: str, path: str, *, numeric_ok: bool = False) -> str | None:
+    value = item.get(field)
+    if value is None or isinstance(value, str):
+        return value.strip() if value else None
+    if numeric_ok and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ParseError(f"{path}.{field} is not a string")
+
+
+def _count(item: dict[str, Any], field: str, path: str, *, minimum: int) -> int:
+    """A required whole number (sent as a number or a numeric string) of at least ``minimum``."""
+    if field not in item or item[field] is None:
+        raise ParseError(f"{path}.{field} is missing")
+    value = item[field]
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParseError(f"{path}.{field} is not a whole number")
+    if value < minimum:
+        raise ParseError(f"{path}.{field} is {value}, below {minimum}")
+    return value
+
+
+def parse_search(payload: object, *, property_id: str) -> list[dict[str, str | None]]:
+    """Real-property rows of a search answer: ``APN`` (normalized), ``SitusAddress``, ``SitusCity``, ``SitusZip``."""
+    if not isinstance(payload, dict):
+        raise ParseError("search response: body is not a JSON object")
+    key = next((k for k in RESULT_KEYS if k in payload), None)
+    if key is None:
+        raise ParseError("search response: Results is missing")
+    rows = payload[key]
+    if rows is None:  # no hits: some answers send null rather than []
+        return []
+    if not isinstance(rows, list):
+        raise ParseError(f"search response: {key} is not a list")
+    results: list[dict[str, str | None]] = []
+    for i, row in enumerate(rows):
+        path = f"search response: {key}[{i}]"
+        if not isinstance(row, dict):
+            raise ParseError(f"{path} is not an object")
+        if row.get("APN") is None:
+            raise ParseError(f"{path}.APN is missing")
+        results.append({"APN": _apn_at(row["APN"], path), "SitusAddress": _text(row, "SitusAddress", path),
+                        "SitusCity": _text(row, "SitusCity", path),
+                        "SitusZip": _text(row, "SitusZip", path, numeric_ok=True)})
+    log.debug("maricopa: property %s: search found %d parcel(s)", property_id, len(results))
+    return results
+
+
+def _zip5(text: str | None) -> str | None:
+    digits = re.sub(r"\D", "", text or "")
+    return digits[:5] if len(digits) >= 5 else None
+
+
+def pick_parcel(results: list[dict[str, str | None]], prop: Property) -> str | None:
+    """The APN whose situs is the property's street address (and zip, else city, when known); None if none
+    or several distinct parcels fit, since another parcel's sketches are worse than none."""
+    street = normalize(prop.address)
+    hits = [r for r in results if r.get("SitusAddress") and normalize(r["SitusAddress"]) == street]
+    zip5 = _zip5(prop.zip)
+    if zip5:
+        exact = [r for r in hits if _zip5(r.get("SitusZip")) == zip5]
+        hits = exact or [r for r in hits if _zip5(r.get("SitusZip")) is None]
+    elif prop.city:
+        city = normalize(prop.city)
+        hits = [r for r in hits if not r.get("SitusCity") or normalize(r["SitusCity"]) == city]
+    apns = list(dict.fromkeys(r["APN"] for r in hits if r.get("APN")))
+    if len(apns) > 1:
+        log.warning("maricopa: property %s: %d parcels match its address; none taken", prop.property_id, len(apns))
+        return None
+    return apns[0] if apns else None
+
+
+def parse_parcel(payload: object, *, apn: str) -> dict[str, Any] | None:
+    """Parcel details, checked to be about ``apn``; None when the answer carries no parcel at all."""
+    if payload is None or payload == {}:
+        return None
+    if not isinstance(payload, dict):
+        raise ParseError(f"parcel {apn}: body is not a JSON object")
+    found = apn if payload.get("APN") is None else _apn_at(payload["APN"], f"parcel {apn}: body")
+    if found != apn:
+        raise ParseError(f"parcel {apn}: answer is about parcel {found}")
+    return payload
+
+
+def _decode(text: str, label: str) -> bytes:
+    compact = "".join(_DATA_URI.sub("", text.strip()).split())
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise ParseError(f"{label}.Sketch is not valid base64") from None
+    if not data:
+        raise ParseError(f"{label}.Sketch is empty")
+    return data
+
+
+def parse_sketches(payload: object, *, apn: str) -> tuple[list[ImageRef], int]:
+    """The inline sketch images of one answer, in PageNum order, and ``TotalPages`` (all sketch pages)."""
+    where = f"sketches of {apn}"
+    if not isinstance(payload, dict):
+        raise ParseError(f"{where}: body is not a JSON object")
+    total = _count(payload, "TotalPages", f"{where}: body", minimum=0)
+    if "Pages" not in payload:
+        raise ParseError(f"{where}: Pages is missing")
+    pages = [] if payload["Pages"] is None else payload["Pages"]
+    if not isinstance(pages, list):
+        raise ParseError(f"{where}: Pages is not a list")
+    refs: dict[int, ImageRef] = {}
+    for i, page in enumerate(pages):
+        path = f"{where}: Pages[{i}]"
+        if not isinstance(page, dict):
+            raise ParseError(f"{path} is not an object")
+        num = _count(page, "PageNum", path, minimum=1)
+        label = f"{path} (PageNum {num})"
+        if num > total:
+            raise ParseError(f"{label}: PageNum is beyond TotalPages {total}")
+        other = apn if page.get("APN") is None else _apn_at(page["APN"], label)
+        if other != apn:
+            raise ParseError(f"{label} belongs to parcel {other}")
+        sketch = page.get("Sketch")
+        if not isinstance(sketch, str):
+            raise ParseError(f"{label}.Sketch is {'missing' if sketch is None else 'not a string'}")
+        data = _decode(sketch, label)
+        refs.setdefault(num, ImageRef(source=SOURCE, order=num - 1, data=data, key=f"{apn}-sketch-{num}"))
+    return [refs[n] for n in sorted(refs)], total
+
+
+# --- client ----------------------------------------------------------------------------------------
+
+
+class MaricopaExtractor(HttpExtractor):
+    """Sketch images of the property's parcel; [] when the assessor has no such parcel or no sketch."""
+
+    name = SOURCE
+
+    @property
+    def _base(self) -> str:
+        return self._s.maricopa_base_url.rstrip("/")
+
+    async def _extract(self, prop: Property) -> list[ImageRef]:
+        token = self._s.maricopa_token.get_secret_value().strip()
+        if not token:
+            raise SourceFailedError(SOURCE, prop.property_id, "HOMESHOTS_MARICOPA_TOKEN is not set",
+                              kind="config")
+        return await self._sketches_of(prop, token)
+
+    async def _sketches_of(self, prop: Property, token: str) -> list[ImageRef]:
+        if prop.apn and prop.apn.strip():
+            try:
+                apn = normalize_apn(prop.apn)
+            except ParseError as exc:  # the user's row is wrong, not the assessor's answer
+                raise SourceFailedError(SOURCE, prop.property_id, f"apn: {exc}", kind="input") from None
+        else:
+            found = await self._find_apn(prop, token)
+            if found is None:
+                return []
+            apn = found
+        response = await self._get(f"{self._base}/parcel/{apn}", prop, token)
+        if response is None or parse_parcel(self._json(response), apn=apn) is None:
+            log.info("maricopa: property %s: assessor has no parcel %s", prop.property_id, apn)
+            return []
+        return await self._sketches(apn, prop, token)
+
+    async def _find_apn(self, prop: Property, token: str) -> str | None:
+        query = ", ".join(p.strip() for p in (prop.address, prop.city or "") if p.strip())
+        response = await self._get(f"{self._base}/search/property/", prop, token, {"q": query})
+        if response is None:
+            return None
+        apn = pick_parcel(parse_search(self._json(response), property_id=prop.property_id), prop)
+        if apn is None:
+            log.info("maricopa: property %s: no parcel matches its address", prop.property_id)
+        return apn
+
+    async def _sketches(self, apn: str, prop: Property, token: str) -> list[ImageRef]:
+        url = f"{self._base}/parcel/{apn}/sketches/"
+        refs: dict[int, ImageRef] = {}
+        total = 0
+        for page in range(1, MAX_SKETCH_REQUESTS + 1):
+            response = await self._get(url, prop, token, None if page == 1 else {"page": str(page)})
+            if response is None:  # no sketches at all, or a later answer vanished: keep what we have
+                break
+            got, total = parse_sketches(self._json(response), apn=apn)
+            new = [ref for ref in got if ref.order not in refs]
+            refs.update((ref.order, ref) for ref in new)
+            if len(refs) >= total or not new:
+                break
+        if len(refs) < total:  # the assessor counts more pages than it hands out; what it sent is still good
+            log.warning("maricopa: property %s: parcel %s has %d sketch pages; got %d", prop.property_id, apn,
+                        total, len(refs))
+        return [refs[k] for k in sorted(refs)]
+
+    async def _get(self, url: str, prop: Property, token: str,
+                   params: dict[str, str] | None = None) -> httpx.Response | None:
+        """One GET with the token header; None for 404/204 (nothing there), SourceFailedError for refusals."""
+        headers = {"AUTHORIZATION": token, "Accept": "application/json", "User-Agent": self._policy.user_agent}
+        response = await self._fetch(url, prop, headers=headers, params=params)
+        status = response.status_code
+        if status in (401, 403):
+            raise SourceFailedError(SOURCE, prop.property_id, f"token refused (HTTP {status} from {redact_url(url)}); "
+                                    "check HOMESHOTS_MARICOPA_TOKEN", kind="unauthorized")
+        if status in (204, 404):
+            return None
+        if 200 <= status < 300:
+            return response
+        raise SourceFailedError(SOURCE, prop.property_id, f"HTTP {status} from {redact_url(url)}")
+
+    @staticmethod
+    def _json(response: httpx.Response) -> object:
+        where = f"HTTP {response.status_code} from {redact_url(response.url)}"
+        return load_json(response.content, response.headers.get("content-type", ""), where=where)

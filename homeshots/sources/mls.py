@@ -1,0 +1,340 @@
+"""Phoenix MLS photos through the RESO Web API (OData + OAuth2 client credentials).
+
+The top half is pure: build the OData query, and turn a response page into ``ImageRef``s or a
+``ParseError`` that names the offending field. The bottom half is a thin client that gets a token,
+pages through ``@odata.nextLink`` and maps HTTP outcomes onto ``SourceError``. Keeping them apart
+lets the parser be tested against recorded payloads without any server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from homeshots.core.errors import ParseError, SourceFailedError, SourceUnavailableError
+from homeshots.core.models import ImageRef, Property
+from homeshots.core.settings import Settings
+from homeshots.network.http import Sleep, fetch, redact_url
+from homeshots.network.limiter import RateLimiter
+from homeshots.sources.base import ImageExtractor
+
+log = logging.getLogger(__name__)
+
+SOURCE = "mls"
+PAGE_SIZE = 10
+"""Listings asked per page; one address rarely has more than a couple (relistings)."""
+PHOTO_CATEGORIES = frozenset({"photo", "photos"})
+IMAGE_TYPES = frozenset({"jpeg", "jpg", "png", "gif", "webp", "heic", "heif", "tif", "tiff", "bmp"})
+TOKEN_REFRESH_MARGIN = 60.0
+"""Seconds before expiry at which a cached token counts as stale, so no request carries a dying one."""
+
+
+# --- pure: query ---------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    """An OData string literal: single quotes are escaped by doubling them."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def build_property_query(prop: Property) -> dict[str, str]:
+    """OData query parameters for the property's listings, Media expanded.
+
+    A listing key is exact, so it wins. Otherwise match the street address, narrowed by zip (or by
+    city when there is no zip) so '123 Main St' in two towns stays two properties.
+    """
+    if prop.mls_listing_key:
+        flt = f"ListingKey eq {_quote(prop.mls_listing_key.strip())}"
+    else:
+        flt = f"UnparsedAddress eq {_quote(prop.address.strip())}"
+        if prop.zip:
+            flt += f" and PostalCode eq {_quote(prop.zip.strip())}"
+        elif prop.city:
+            flt += f" and City eq {_quote(prop.city.strip())}"
+    return {"$filter": flt, "$expand": "Media", "$top": str(PAGE_SIZE)}
+
+
+# --- pure: response parsing ----------------------------------------------------------------------
+
+
+def _fail(path: str, problem: str) -> ParseError:
+    return ParseError(f"RESO response: {path} {problem}")
+
+
+def _number(item: dict[str, Any], field: str, path: str) -> int | None:
+    """An integer field that feeds send as a number or, sometimes, a numeric string."""
+    value = item.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _fail(f"{path}.{field}", "is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value.strip())
+    raise _fail(f"{path}.{field}", "is not a number")
+
+
+def _text(item: dict[str, Any], field: str, path: str) -> str | None:
+    value = item.get(field)
+    if value is None or isinstance(value, str):
+        return value
+    raise _fail(f"{path}.{field}", "is not a string")
+
+
+def _is_photo(category: str | None, media_type: str | None) -> bool:
+    """Photos only: floor plans, videos, documents and virtual tours are not pictures of rooms."""
+    kind = (media_type or "").strip().lower()
+    image_type = kind.startswith("image/") or kind in IMAGE_TYPES
+    if category is None or not category.strip():
+        return image_type
+    return category.strip().lower() in PHOTO_CATEGORIES and (not kind or image_type)
+
+
+def _listing_photos(listing: dict[str, Any], path: str) -> list[ImageRef]:
+    media = listing.get("Media")
+    if media is None:  # a listing without photos; some servers omit an empty expansion
+        return []
+    if not isinstance(media, list):
+        raise _fail(f"{path}.Media", "is not a list")
+    found: list[tuple[int | None, int, ImageRef]] = []
+    for i, item in enumerate(media):
+        where = f"{path}.Media[{i}]"
+        if not isinstance(item, dict):
+            raise _fail(where, "is not an object")
+        order = _number(item, "Order", where)
+        url = _text(item, "MediaURL", where)
+        category = _text(item, "MediaCategory", where)
+        media_type = _text(item, "MediaType", where)
+        key = item.get("MediaKey")
+        if isinstance(key, bool) or not (key is None or isinstance(key, str | int)):
+            raise _fail(f"{where}.MediaKey", "is not a string")
+        width = _number(item, "ImageWidth", where)
+        height = _number(item, "ImageHeight", where)
+        _text(item, "MediaModificationTimestamp", where)
+        if not url or not url.strip() or not _is_photo(category, media_type):
+            continue
+        ref = ImageRef(
+            source=SOURCE,
+            order=0,
+            url=url.strip(),
+            key=None if key is None else str(key),
+            declared_width=width if width and width > 0 else None,
+            declared_height=height if height and height > 0 else None,
+        )
+        found.append((order, i, ref))
+    found.sort(key=lambda t: (t[0] is None, t[0] or 0, t[1]))
+    return [ref for _, _, ref in found]
+
+
+def parse_property_page(payload: object, *, property_id: str) -> tuple[list[ImageRef], str | None]:
+    """Photos of every listing on one OData page (Order-sorted, deduped by URL) and the next link.
+
+    ``order`` counts from 0 within the page; the client renumbers across pages.
+    """
+    if not isinstance(payload, dict):
+        raise _fail("body", "is not a JSON object")
+    if "value" not in payload:
+        raise _fail("value", "is missing")
+    listings = payload["value"]
+    if not isinstance(listings, list):
+        raise _fail("value", "is not a list")
+    next_link = payload.get("@odata.nextLink")
+    if next_link is not None and not isinstance(next_link, str):
+        raise _fail("@odata.nextLink", "is not a string")
+    refs: list[ImageRef] = []
+    seen: set[str] = set()
+    for n, listing in enumerate(listings):
+        if not isinstance(listing, dict):
+            raise _fail(f"value[{n}]", "is not an object")
+        for ref in _listing_photos(listing, f"value[{n}]"):
+            if ref.url in seen:
+                log.debug("mls: property %s: duplicate MediaURL skipped", property_id)
+                continue
+            seen.add(ref.url or "")
+            refs.append(replace(ref, order=len(refs)))
+    return refs, (next_link.strip() or None) if next_link else None
+
+
+def parse_token_response(payload: object) -> tuple[str, float]:
+    """``(access_token, expires_in seconds)`` from an OAuth2 token response; expiry defaults to 1 h."""
+    if not isinstance(payload, dict):
+        raise ParseError("token response: body is not a JSON object")
+    token = payload.get("access_token")
+    if not isinstance(token, str) or not token.strip():
+        raise ParseError("token response: access_token is missing or not a string")
+    expires = payload.get("expires_in", 3600)
+    if expires is None:
+        expires = 3600
+    try:
+        seconds = float(expires)
+    except (TypeError, ValueError):
+        raise ParseError("token response: expires_in is not a number") from None
+    if isinstance(expires, bool) or seconds != seconds or seconds <= 0:
+        raise ParseError("token response: expires_in is not a positive number")
+    return token.strip(), seconds
+
+
+# --- client ------------------------------------------------------------------------------------------
+
+
+class TokenCache:
+    """OAuth2 tokens shared by every extraction in the process, keyed by (token URL, client id).
+
+    One token serves thousands of properties; asking for one per property would be slow and rude.
+    A lock per event loop makes concurrent tasks wait for one refresh instead of stampeding.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def get(self, key: tuple[str, str], issue: Callable[[], Awaitable[tuple[str, float]]]) -> str:
+        """A token valid for at least the refresh margin, issuing a new one when needed."""
+        async with self._lock():
+            cached = self._tokens.get(key)
+            if cached and self._clock() < cached[1]:
+                return cached[0]
+            token, expires_in = await issue()
+            margin = min(TOKEN_REFRESH_MARGIN, expires_in / 2)
+            self._tokens[key] = (token, self._clock() + expires_in - margin)
+            return token
+
+    def invalidate(self, key: tuple[str, str], token: str) -> None:
+        """Forget ``token`` (the server refused it) unless another task already replaced it."""
+        cached = self._tokens.get(key)
+        if cached and cached[0] == token:
+            del self._tokens[key]
+
+
+SHARED_TOKENS = TokenCache()
+"""The process's cache: pass it to every extractor so tasks in a worker reuse one token."""
+
+
+class MlsExtractor(ImageExtractor):
+    """Listing photos from the Phoenix MLS RESO Web API; [] when the MLS has no listing."""
+
+    name = SOURCE
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        tokens: TokenCache,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._client = client
+        self._s = settings
+        self._tokens = tokens
+        self._sleep = sleep
+        self._limiter = limiter
+        self._key = (settings.mls_token_url, settings.mls_client_id)
+
+    async def _extract(self, prop: Property) -> list[ImageRef]:
+        url = self._s.mls_base_url.rstrip("/") + "/Property"
+        params: dict[str, str] | None = build_property_query(prop)
+        refs: list[ImageRef] = []
+        seen: set[str | None] = set()
+        for page in range(self._s.mls_max_pages):
+            response = await self._get(url, params, prop)
+            if response.status_code == 404:
+                if page == 0:
+                    return []  # the MLS has no such listing: not a failure
+                vanished = f"next page vanished (HTTP 404 from {redact_url(url)})"
+                raise SourceUnavailableError(SOURCE, prop.property_id, vanished)
+            page_refs, next_link = parse_property_page(self._json(response, prop), property_id=prop.property_id)
+            for ref in page_refs:
+                if ref.url not in seen:
+                    seen.add(ref.url)
+                    refs.append(replace(ref, order=len(refs)))
+            if not next_link:
+                return refs
+            url, params = urljoin(str(response.url), next_link), None
+            if urlsplit(url).netloc != urlsplit(self._s.mls_base_url).netloc:
+                # The bearer token goes with every page: never to a host other than the MLS's.
+                raise self._error(prop, f"@odata.nextLink points off the RESO host: {redact_url(url)}", kind="parse")
+        log.warning("mls: property %s: stopped after %d pages", prop.property_id, self._s.mls_max_pages)
+        return refs
+
+    def _error(self, prop: Property, message: str, kind: str | None = None) -> SourceFailedError:
+        return SourceFailedError(SOURCE, prop.property_id, message, kind=kind)
+
+    async def _send(self, method: str, url: str, prop: Property, **kw: Any) -> httpx.Response:
+        headers = {"Accept": "application/json", **kw.pop("headers", {})}
+        return await fetch(
+            self._client, method, url, source=SOURCE, property_id=prop.property_id,
+            max_retries=self._s.mls_max_retries, timeout=self._s.mls_timeout,
+            max_bytes=self._s.mls_max_response_bytes, headers=headers, sleep=self._sleep,
+            limiter=self._limiter, **kw,
+        )  # fmt: skip
+
+    async def _get(self, url: str, params: dict[str, str] | None, prop: Property) -> httpx.Response:
+        """GET with a bearer token; one refused token is dropped and replaced, a second refusal is final."""
+        for attempt in range(2):
+            token = await self._tokens.get(self._key, lambda: self._issue_token(prop))
+            auth = {"Authorization": f"Bearer {token}"}
+            response = await self._send("GET", url, prop, headers=auth, params=params)
+            if response.status_code != 401:
+                break
+            self._tokens.invalidate(self._key, token)
+            if attempt:
+                raise self._error(prop, f"unauthorized (HTTP 401 from {redact_url(url)} with a fresh token)",
+                                  kind="unauthorized")
+        status = response.status_code
+        if status == 404 or 200 <= status < 300:
+            return response
+        raise self._error(prop, f"HTTP {status} from {redact_url(url)}")
+
+    async def _issue_token(self, prop: Property) -> tuple[str, float]:
+        """OAuth2 client-credentials grant against ``mls_token_url``."""
+        s = self._s
+        if not s.mls_client_id:
+            raise self._error(prop, "HOMESHOTS_MLS_CLIENT_ID is not set")
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": s.mls_client_id,
+            "client_secret": s.mls_client_secret.get_secret_value(),
+        }
+        if s.mls_scope:
+            form["scope"] = s.mls_scope
+        response = await self._send("POST", s.mls_token_url, prop, data=form)
+        status = response.status_code
+        if not 200 <= status < 300:
+            why = "refused the client credentials" if status in (400, 401, 403) else "failed"
+            raise self._error(prop, f"token endpoint {why} (HTTP {status})")
+        return parse_token_response(self._json(response, prop))
+
+    def _json(self, response: httpx.Response, prop: Property) -> object:
+        """The body as JSON; an HTML page (login wall, proxy error) or garbage is a permanent failure."""
+        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        where = f"HTTP {response.status_code} from {redact_url(response.url)}"
+        if "html" in ctype or response.content.lstrip()[:1] == b"<":
+            raise self._error(prop, f"expected JSON, got HTML ({where})", kind="parse")
+        try:
+            return json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            raise self._error(
+                prop, f"expected JSON, got {ctype or 'an untyped body'} ({where})", kind="parse"
+            ) from None

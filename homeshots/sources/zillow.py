@@ -1,0 +1,287 @@
+"""Zillow listing photos, read from the home-details page that a browser renders.
+
+Zillow has no public photo API. Its home page is a Next.js page whose ``__NEXT_DATA__`` script holds
+``props.pageProps.componentProps.gdpClientCache``: a JSON *string* (a GraphQL cache keyed like
+``ForSaleShopperPlatformFullRenderQuery{"zpid":...}``) whose entries carry ``property.responsivePhotos[]``,
+each photo at several widths under ``mixedSources.jpeg[]``. The top half is pure parsing; the bottom
+half a thin client that follows Zillow's own redirects (address search -> home page) and turns the
+PerimeterX bot wall into a loud ``blocked`` failure, never "0 photos".
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+
+from homeshots.core.errors import ParseError, SourceBlockedError, SourceFailedError
+from homeshots.core.models import ImageRef, Property
+from homeshots.network.http import redact_url
+from homeshots.sources.base import HttpExtractor
+
+log = logging.getLogger(__name__)
+
+SOURCE = "zillow"
+MAX_REDIRECTS = 5
+"""Zillow redirects an address search to the home, and a stale slug to the canonical one; more is a loop."""
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PHOTO_LISTS = ("responsivePhotos", "photos", "originalPhotos")
+"""Where page versions keep the gallery, newest first."""
+CACHE_PATH = ("props", "pageProps", "componentProps", "gdpClientCache")
+
+_NEXT_DATA = re.compile(r"<script\b[^>]*\bid\s*=\s*[\"']?__NEXT_DATA__[\"']?[^>]*>", re.IGNORECASE)
+_SCRIPT_END = re.compile(r"</script\s*>", re.IGNORECASE)
+_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_PX_CAPTCHA = re.compile(r"<div\b[^>]*?\sid\s*=\s*(?:\"px-captcha\"|'px-captcha'|px-captcha(?=[\s/>]))",
+                         re.IGNORECASE)
+PX_TITLE = "access to this page has been denied"
+
+
+# --- pure: URLs and pages ------------------------------------------------------------------------
+
+
+def home_url(base: str, prop: Property) -> str:
+    """The home-details page when the row has a zpid, else Zillow's address search (``_rb``).
+
+    Zillow ignores the slug (a stale one is redirected to the canonical), so it is built from the address.
+    """
+    base = base.rstrip("/")
+    if prop.zpid and prop.zpid.strip():
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", prop.full_address).strip("-") or "home"
+        return f"{base}/homedetails/{slug}/{quote(prop.zpid.strip(), safe='')}_zpid/"
+    return f"{base}/homes/{quote(prop.full_address, safe='')}_rb/"
+
+
+def is_block_page(html: str) -> bool:
+    """PerimeterX's "Press & Hold" wall, which Zillow serves with status 200 as often as with 403."""
+    title = _TITLE.search(html)
+    if title and PX_TITLE in " ".join(htmllib.unescape(title.group(1)).split()).lower():
+        return True
+    return _PX_CAPTCHA.search(html) is not None
+
+
+def _fail(problem: str) -> ParseError:
+    return ParseError(f"Zillow home page: {problem}")
+
+
+def _next_data(html: str) -> dict[str, Any] | None:
+    """The decoded ``__NEXT_DATA__`` object; None when the page has no such script at all."""
+    start = _NEXT_DATA.search(html)
+    if start is None:
+        return None
+    end = _SCRIPT_END.search(html, start.end())
+    if end is None:
+        raise _fail("__NEXT_DATA__ script is not closed (truncated page?)")
+    try:
+        data = json.loads(html[start.end():end.start()])
+    except ValueError:
+        raise _fail("__NEXT_DATA__ is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _fail("__NEXT_DATA__ is not a JSON object")
+    return data
+
+
+def _client_cache(data: dict[str, Any]) -> tuple[object, str | None]:
+    """``(gdpClientCache, None)``, or ``(None, path)`` naming the first missing step of the chain."""
+    node: object = data
+    for depth, name in enumerate(CACHE_PATH):
+        if not isinstance(node, dict):
+            raise _fail(f"{'.'.join(CACHE_PATH[:depth])} is not an object")
+        if node.get(name) is None:
+            return None, ".".join(CACHE_PATH[: depth + 1])
+        node = node[name]
+    return node, None
+
+
+def has_home(html: str) -> bool:
+    """Whether a page carries a home at all: an address search without a match answers a results page."""
+    data = _next_data(html)
+    return data is not None and _client_cache(data)[0] is not None
+
+
+def _property(cache: dict[str, Any]) -> dict[str, Any]:
+    """The first cached property that has a gallery (a ``VariantQuery`` entry may hold only ids)."""
+    found: list[dict[str, Any]] = []
+    for key, entry in cache.items():
+        if not isinstance(entry, dict) or entry.get("property") is None:
+            continue
+        prop = entry["property"]
+        if not isinstance(prop, dict):
+            raise _fail(f"gdpClientCache[{key.split('{', 1)[0]}].property is not an object")  # key sans variables
+        if any(prop.get(name) is not None for name in PHOTO_LISTS):
+            return prop
+        found.append(prop)
+    if not found:
+        raise _fail("gdpClientCache has no entry with a property")
+    return found[0]
+
+
+def _gallery(prop: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The first non-empty photo list (name, items); a home without photos has an empty one."""
+    present = [name for name in PHOTO_LISTS if prop.get(name) is not None]
+    if not present:
+        raise _fail("property has no " + ", ".join(PHOTO_LISTS))
+    for name in present:
+        if not isinstance(prop[name], list):
+            raise _fail(f"property.{name} is not a list")
+    return next(((n, prop[n]) for n in present if prop[n]), (present[0], []))
+
+
+def _width(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _fail(f"{where} is not a number")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise _fail(f"{where} is not a number")
+    return value if value > 0 else None
+
+
+def _url(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _fail(f"{where} is not a string")
+    value = value.strip()
+    return "https:" + value if value.startswith("//") else value or None
+
+
+def _widest(variants: object, where: str) -> tuple[str, int | None] | None:
+    """The widest copy in a ``mixedSources`` list; a copy without a width ranks last."""
+    if variants is None:
+        return None
+    if not isinstance(variants, list):
+        raise _fail(f"{where} is not a list")
+    best: tuple[str, int | None] | None = None
+    for i, variant in enumerate(variants):
+        if not isinstance(variant, dict):
+            raise _fail(f"{where}[{i}] is not an object")
+        url = _url(variant.get("url"), f"{where}[{i}].url")
+        width = _width(variant.get("width"), f"{where}[{i}].width")
+        if url and (best is None or (width or 0) > (best[1] or 0)):
+            best = (url, width)
+    return best
+
+
+def _photo(item: object, where: str) -> tuple[str, int | None, str | None] | None:
+    """``(url, width, key)`` of one gallery photo: widest jpeg, else widest webp, else its plain url."""
+    if not isinstance(item, dict):
+        raise _fail(f"{where} is not an object")
+    sources = item.get("mixedSources")
+    if sources is not None and not isinstance(sources, dict):
+        raise _fail(f"{where}.mixedSources is not an object")
+    best = None
+    for fmt in ("jpeg", "webp"):
+        best = best or _widest((sources or {}).get(fmt), f"{where}.mixedSources.{fmt}")
+    if best is None:
+        url = _url(item.get("url"), f"{where}.url")
+        if url is None:
+            return None
+        best = (url, None)
+    ids = [str(v).strip() for v in (item.get("id"), item.get("caption"))
+           if isinstance(v, str | int) and not isinstance(v, bool)]
+    return best[0], best[1], next((v for v in ids if v), None)
+
+
+def parse_home_page(html: str, *, property_id: str) -> list[ImageRef]:
+    """The home's photos in Zillow's gallery order, each at its widest copy; ParseError names what is wrong."""
+    data = _next_data(html)
+    if data is None:
+        raise _fail("no __NEXT_DATA__ script (not a home-details page?)")
+    value, missing = _client_cache(data)
+    if missing:
+        raise _fail(f"{missing} is missing")
+    if isinstance(value, str):
+        try:
+            cache = json.loads(value)
+        except ValueError:
+            raise _fail("gdpClientCache is not valid JSON") from None
+    elif isinstance(value, dict):  # some page versions embed the cache already decoded
+        cache = value
+    else:
+        raise _fail("gdpClientCache is not a JSON string")
+    if not isinstance(cache, dict):
+        raise _fail("gdpClientCache is not a JSON object")
+    name, items = _gallery(_property(cache))
+    refs: list[ImageRef] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        photo = _photo(item, f"property.{name}[{i}]")
+        if photo is None or photo[0] in seen:
+            log.debug("zillow: property %s: %s[%d] skipped (no URL or a repeat)", property_id, name, i)
+            continue
+        seen.add(photo[0])
+        refs.append(ImageRef(source=SOURCE, order=len(refs), url=photo[0], key=photo[2], declared_width=photo[1]))
+    return refs
+
+
+# --- client --------------------------------------------------------------------------------------------
+
+
+def _origin(url: str) -> tuple[str, int | None]:
+    """(host, port) with the scheme's default port; no port at all for a scheme other than http(s)."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.hostname or "").lower(), default and (parts.port or default)
+
+
+class ZillowExtractor(HttpExtractor):
+    """Photos from Zillow's home-details page; [] when Zillow has no such home."""
+
+    name = SOURCE
+
+
+    async def _extract(self, prop: Property) -> list[ImageRef]:
+        url = home_url(self._s.zillow_base_url, prop)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._fetch(url, prop, headers={"Accept": "text/html"})
+            status = response.status_code
+            if status in REDIRECT_STATUSES:
+                url = self._next_url(prop, url, response)
+                continue
+            return self._page(prop, url, response)
+        raise self._error(prop, f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}", kind="redirect")
+
+    def _next_url(self, prop: Property, url: str, response: httpx.Response) -> str:
+        """Where a redirect points; only ever back onto Zillow's own host."""
+        location = response.headers.get("location", "").strip()
+        if not location:
+            raise self._error(prop, f"HTTP {response.status_code} without Location from {redact_url(url)}",
+                              kind="redirect")
+        target = urljoin(url, location)
+        (host, port), (home, home_port) = _origin(target), _origin(self._s.zillow_base_url)
+        upgrade = target.startswith("https:") and port == 443  # http -> https on the same host is fine
+        if host != home or (port != home_port and not upgrade):
+            raise self._error(prop, f"redirected off Zillow to {redact_url(target)}", kind="redirect")
+        return target
+
+    def _page(self, prop: Property, url: str, response: httpx.Response) -> list[ImageRef]:
+        status, where = response.status_code, f"HTTP {response.status_code} from {redact_url(url)}"
+        if status in (404, 410):
+            return []
+        text = response.text
+        wall = is_block_page(text)
+        if status == 403 or wall:
+            raise SourceBlockedError(SOURCE, prop.property_id,
+                                     f"blocked by Zillow's bot wall ({'PerimeterX page, ' if wall else ''}{where}); "
+                                     "lower HOMESHOTS_ZILLOW_RATE or use HOMESHOTS_ZILLOW_PROXY_URL")
+        if not 200 <= status < 300:
+            raise self._error(prop, where)
+        try:
+            if urlsplit(url).path.endswith("_rb/") and not has_home(text):
+                return []  # an address search that matched no home: a results page, no listing
+            return parse_home_page(text, property_id=prop.property_id)
+        except ParseError as exc:
+            raise self._error(prop, f"{exc} ({where})", kind="parse") from exc
+
+    def _error(self, prop: Property, message: str, kind: str | None = None) -> SourceFailedError:
+        return SourceFailedError(SOURCE, prop.property_id, message, kind=kind)

@@ -1,0 +1,48 @@
+"""``homeshots-sandbox``: serve the imitated sources, or run the demo backfill against them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from homeshots_sandbox.catalog import default_sandbox, serve
+
+REPO = Path(__file__).resolve().parents[2]
+"""The checkout this sandbox is installed from (editable, by ``make setup``)."""
+
+
+def default_photo_dir() -> Path | None:
+    """``../shared/datasets/houses`` beside the checkout, when it is there (real photos for the demo)."""
+    candidate = REPO.parent / "shared" / "datasets" / "houses"
+    return candidate if candidate.is_dir() else None
+
+
+@click.group()
+def main() -> None:
+    """The four listing sources imitated on 127.0.0.1, for trials, the demo and the tests."""
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--photos", type=click.Path(file_okay=False, path_type=Path), help="Folder of N_room.jpg photos.")
+def serve_command(host: str, port: int, photos: Path | None) -> None:
+    """Serve the demo catalog on all four sources until Ctrl-C."""
+    serve(host, port, photos or default_photo_dir())
+
+
+@main.command()
+@click.option("--properties", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=REPO / "examples" / "properties.csv", show_default=True)
+def demo(properties: Path) -> None:
+    """Start the sandbox, then ``homeshots backfill`` the example properties on the embedded default."""
+    photos = default_photo_dir()
+    click.echo(f"sandbox photos: {photos or 'generated (no ../shared/datasets/houses here)'}")
+    with default_sandbox(photos) as server:
+        env = dict(os.environ) | server.env()
+        command = [sys.executable, "-m", "homeshots", "backfill", str(properties), "--run-id", "demo"]
+        sys.exit(subprocess.call(command, env=env))

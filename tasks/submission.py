@@ -1,0 +1,104 @@
+"""Submitting a backfill: validate the whole file, write windows to Redis, send the first ones.
+
+Nothing is sent until every row has been read, so a bad row stops the run before any work
+starts (or is recorded, with ``--skip-bad-rows``). Completed properties are skipped here in
+batches (one SMISMEMBER per batch), and again by each task in case a worker finished one since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from homeshots.core.inputs import BadRow, read_properties
+from homeshots.core.models import Property
+from homeshots.core.settings import Settings
+from homeshots.storage import open_store
+from managers import keys
+from managers.run_manager import RunManager
+from managers.state_manager import StateManager, chunked
+from tasks.window import finalize_run, submit_window
+
+
+@dataclass(frozen=True)
+class Submission:
+    run_id: str
+    generation: int
+    total_properties: int
+    skipped: int
+    to_process: int
+    windows: int
+    bad_rows: list[dict[str, Any]]
+
+
+def default_run_id(path: Path, sources: list[str]) -> str:
+    """Same file and sources -> same run id, so re-running a command resumes it."""
+    digest = hashlib.sha256(",".join(sources).encode())
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"run-{digest.hexdigest()[:12]}"
+
+
+def submit_backfill(client: redis.Redis, settings: Settings, path: Path, *, run_id: str, sources: list[str],
+                    resume: bool, skip_bad_rows: bool) -> Submission:
+    """Register the run and send its first windows; the windows' callbacks send the rest."""
+
+    runs = RunManager(client, run_id)
+    state = StateManager(client, run_id)
+    generation = runs.start_submission(input_file=str(path), sources=sources, reset=not resume)
+    bad: list[dict[str, Any]] = []
+    window: list[dict[str, Any]] = []
+    first: list[list[dict[str, Any]]] = []
+    """The windows sent at once, kept to send them without reading back what was just written."""
+    total = skipped = windows = 0
+    try:
+        for batch in chunked(read_properties(path, skip_bad_rows=skip_bad_rows), 1000):  # type: ignore[arg-type]
+            props: list[Property] = []
+            for item in batch:
+                if isinstance(item, BadRow):
+                    bad.append(item.to_dict())
+                else:
+                    props.append(item)
+            total += len(props)
+            done = state.completed_among([p.property_id for p in props]) if resume else set()
+            skipped += len(done)
+            for prop in props:
+                if prop.property_id in done:
+                    continue
+                window.append(prop.to_dict())
+                if len(window) >= settings.window_size:
+                    windows = _write(runs, generation, windows, window, first, settings.windows_in_flight)
+                    window = []
+        if window:
+            windows = _write(runs, generation, windows, window, first, settings.windows_in_flight)
+    except BaseException:
+        _discard_windows(client, run_id, generation, windows)
+        client.hset(runs.meta_key, "status", "rejected")
+        raise
+    runs.finish_submission(generation, total_properties=total, skipped=skipped, windows=windows,
+                           in_flight=settings.windows_in_flight, bad_rows=bad)
+    for index, properties in enumerate(first):
+        submit_window(client, run_id, generation, index, properties=properties, sources=sources)
+    if windows == 0:
+        finalize_run(runs, generation, open_store(settings))
+    return Submission(run_id, generation, total, skipped, total - skipped, windows, bad)
+
+
+def _write(runs: RunManager, generation: int, index: int, window: list[dict[str, Any]],
+           first: list[list[dict[str, Any]]], in_flight: int) -> int:
+    """Store window ``index`` (kept in Redis so a callback or ``homeshots resume`` can send it) and
+    remember it if it is one of the first ``in_flight``; returns the next index."""
+    runs.write_window(generation, index, window)
+    if index < in_flight:
+        first.append(window)
+    return index + 1
+
+
+def _discard_windows(client: redis.Redis, run_id: str, generation: int, windows: int) -> None:
+    if windows:
+        client.delete(*(keys.RunKeys(run_id).window(generation, i) for i in range(windows)))
