@@ -81,11 +81,19 @@ def flip_bits(value: int, count: int, rng: random.Random) -> int:
 def make_record(sha: str, phash: int, dhash: int, index: int) -> ImageRecord:
     """A record with field sizes like the pipeline's, so memory per image is realistic."""
     return ImageRecord(
-        sha256=sha, phash=int_to_hex(phash), raw_key=f"raw/{sha[:2]}/{sha}.jpg",
-        processed_key=f"processed/{sha[:2]}/{sha}.png", width=1024, height=683,
-        property_id=f"prop-{index // 25}", source="zillow",
-        source_url=f"https://photos.example.com/p/{index}/full.jpg", run_id="bench",
-        source_pixels=1600 * 1200, dhash=int_to_hex(dhash))
+        sha256=sha,
+        phash=int_to_hex(phash),
+        raw_key=f"raw/{sha[:2]}/{sha}.jpg",
+        processed_key=f"processed/{sha[:2]}/{sha}.png",
+        width=1024,
+        height=683,
+        property_id=f"prop-{index // 25}",
+        source="zillow",
+        source_url=f"https://photos.example.com/p/{index}/full.jpg",
+        run_id="bench",
+        source_pixels=1600 * 1200,
+        dhash=int_to_hex(dhash),
+    )
 
 
 def probe_keys(plan: BandPlan, phash: int) -> list[str]:
@@ -103,8 +111,9 @@ def probe_keys(plan: BandPlan, phash: int) -> list[str]:
     return out
 
 
-def naive_find(phashes: Sequence[int], dhashes: Sequence[int], phash: int, dhash: int,
-               threshold: int, dhash_threshold: int) -> tuple[int, int] | None:
+def naive_find(
+    phashes: Sequence[int], dhashes: Sequence[int], phash: int, dhash: int, threshold: int, dhash_threshold: int
+) -> tuple[int, int] | None:
     """(index, distance) of the nearest stored pHash within ``threshold`` whose dHash also agrees."""
     best: tuple[int, int] | None = None
     for i, stored in enumerate(phashes):
@@ -121,8 +130,9 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def make_queries(phashes: Sequence[int], dhashes: Sequence[int], count: int, threshold: int,
-                 rng: random.Random) -> list[Query]:
+def make_queries(
+    phashes: Sequence[int], dhashes: Sequence[int], count: int, threshold: int, rng: random.Random
+) -> list[Query]:
     """Alternate near copies of stored hashes and random hashes, ``count`` in all."""
     out: list[Query] = []
     for q in range(count):
@@ -159,8 +169,9 @@ def _candidates(client: redis.Redis, plan: BandPlan, queries: Sequence[Query]) -
     return statistics.fmean(counts)
 
 
-def measure(client: redis.Redis, size: int, queries: int, seed: int, threshold: int,
-            dhash_threshold: int, candidate_sample: int) -> SizeResult:
+def measure(
+    client: redis.Redis, size: int, queries: int, seed: int, threshold: int, dhash_threshold: int, candidate_sample: int
+) -> SizeResult:
     """Load ``size`` random records into a flushed Redis and measure lookups against them."""
     rng = random.Random(seed)
     phashes = [rng.getrandbits(64) for _ in range(size)]
@@ -210,10 +221,22 @@ def measure(client: redis.Redis, size: int, queries: int, seed: int, threshold: 
         naive_times.append((time.perf_counter() - t0) * 1e6)
         agrees &= (found is None) == (match is None) and (found is None or found[1] == match.distance)
     return SizeResult(
-        size=size, build_s=build_s, lookup_us=lookup_us, server_us=server_us, bytes_per_image=used / size,
-        record_bytes=record_bytes, keys=int(client.dbsize()), probes=len(probe_keys(dedup.plan, 0)),
-        candidates=candidates, recall_hits=hits, recall_total=total, random_matches=random_matches,
-        naive_us=statistics.fmean(naive_times), naive_queries=naive_n, naive_agrees=agrees)
+        size=size,
+        build_s=build_s,
+        lookup_us=lookup_us,
+        server_us=server_us,
+        bytes_per_image=used / size,
+        record_bytes=record_bytes,
+        keys=int(client.dbsize()),
+        probes=len(probe_keys(dedup.plan, 0)),
+        candidates=candidates,
+        recall_hits=hits,
+        recall_total=total,
+        random_matches=random_matches,
+        naive_us=statistics.fmean(naive_times),
+        naive_queries=naive_n,
+        naive_agrees=agrees,
+    )
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -226,35 +249,71 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def report(results: Sequence[SizeResult], threshold: int, dhash_threshold: int) -> str:
     """The printed tables: index cost per size, then the naive baseline and the speedup."""
     plan = BandPlan.for_threshold(threshold)
-    index_rows = [[
-        f"{r.size:,}", f"{r.build_s:.1f}", f"{r.build_s / r.size * 1e6:.1f}",
-        f"{statistics.fmean(r.lookup_us):.0f}", f"{percentile(r.lookup_us, 95):.0f}", f"{r.server_us:.0f}",
-        f"{r.bytes_per_image:.0f}", f"{r.record_bytes:.0f}", f"{r.keys:,}", f"{r.probes}", f"{r.candidates:.1f}",
-        f"{r.recall_hits}/{r.recall_total} ({100 * r.recall_hits / max(1, r.recall_total):.1f}%)",
-        f"{r.random_matches}",
-    ] for r in results]
-    naive_rows = [[
-        f"{r.size:,}", f"{r.naive_queries}", f"{r.naive_us / 1000:.1f}", f"{statistics.fmean(r.lookup_us):.0f}",
-        f"{r.naive_us / statistics.fmean(r.lookup_us):,.1f}x", "yes" if r.naive_agrees else "NO",
-    ] for r in results]
+    index_rows = [
+        [
+            f"{r.size:,}",
+            f"{r.build_s:.1f}",
+            f"{r.build_s / r.size * 1e6:.1f}",
+            f"{statistics.fmean(r.lookup_us):.0f}",
+            f"{percentile(r.lookup_us, 95):.0f}",
+            f"{r.server_us:.0f}",
+            f"{r.bytes_per_image:.0f}",
+            f"{r.record_bytes:.0f}",
+            f"{r.keys:,}",
+            f"{r.probes}",
+            f"{r.candidates:.1f}",
+            f"{r.recall_hits}/{r.recall_total} ({100 * r.recall_hits / max(1, r.recall_total):.1f}%)",
+            f"{r.random_matches}",
+        ]
+        for r in results
+    ]
+    naive_rows = [
+        [
+            f"{r.size:,}",
+            f"{r.naive_queries}",
+            f"{r.naive_us / 1000:.1f}",
+            f"{statistics.fmean(r.lookup_us):.0f}",
+            f"{r.naive_us / statistics.fmean(r.lookup_us):,.1f}x",
+            "yes" if r.naive_agrees else "NO",
+        ]
+        for r in results
+    ]
     first, last = results[0], results[-1]
     ratio = statistics.fmean(last.lookup_us) / statistics.fmean(first.lookup_us)
     server_ratio = last.server_us / first.server_us if first.server_us else float("nan")
-    return "\n".join([
-        f"MIH index: pHash <= {threshold} bits, dHash <= {dhash_threshold}; bands {list(plan.widths)} bits, "
-        f"probe radius {plan.radius}",
-        _table(["N", "build s", "build us/img", "lookup us", "p95 us", "server us", "mem B/img", "record B",
-                "keys", "probes", "cand/lookup", "near-copy recall", "random hits"], index_rows),
-        "",
-        "Naive baseline: Python scan over in-memory lists of all N hashes (no Redis round trip)",
-        _table(["N", "queries", "naive ms/query", "MIH us/query", "MIH speedup", "same answers"], naive_rows),
-        "",
-        f"lookup cost ratio N={last.size:,} / N={first.size:,}: {ratio:.2f}x client-observed, "
-        f"{server_ratio:.2f}x server-side (corpus grew {last.size / first.size:,.0f}x)",
-        "lookup us = client-observed claim() incl. loopback round trip; server us = Redis EVALSHA usec_per_call;",
-        "mem B/img = used_memory growth / N (record hash + band set entries); record B = MEMORY USAGE of a record;",
-        "cand/lookup = distinct stored hashes the script reads per lookup (sampled).",
-    ])
+    return "\n".join(
+        [
+            f"MIH index: pHash <= {threshold} bits, dHash <= {dhash_threshold}; bands {list(plan.widths)} bits, "
+            f"probe radius {plan.radius}",
+            _table(
+                [
+                    "N",
+                    "build s",
+                    "build us/img",
+                    "lookup us",
+                    "p95 us",
+                    "server us",
+                    "mem B/img",
+                    "record B",
+                    "keys",
+                    "probes",
+                    "cand/lookup",
+                    "near-copy recall",
+                    "random hits",
+                ],
+                index_rows,
+            ),
+            "",
+            "Naive baseline: Python scan over in-memory lists of all N hashes (no Redis round trip)",
+            _table(["N", "queries", "naive ms/query", "MIH us/query", "MIH speedup", "same answers"], naive_rows),
+            "",
+            f"lookup cost ratio N={last.size:,} / N={first.size:,}: {ratio:.2f}x client-observed, "
+            f"{server_ratio:.2f}x server-side (corpus grew {last.size / first.size:,.0f}x)",
+            "lookup us = client-observed claim() incl. loopback round trip; server us = Redis EVALSHA usec_per_call;",
+            "mem B/img = used_memory growth / N (record hash + band set entries); record B = MEMORY USAGE of a record;",
+            "cand/lookup = distinct stored hashes the script reads per lookup (sampled).",
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,8 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with private_redis() as client:
         for size in sizes:
             print(f"N={size:,}: loading and querying ...", file=sys.stderr, flush=True)
-            results.append(measure(client, size, args.queries, args.seed, args.threshold, args.dhash_threshold,
-                                   args.candidate_sample))
+            results.append(
+                measure(
+                    client, size, args.queries, args.seed, args.threshold, args.dhash_threshold, args.candidate_sample
+                )
+            )
     print(report(results, args.threshold, args.dhash_threshold))
     ok = all(r.recall_hits == r.recall_total and r.naive_agrees for r in results)
     if not ok:

@@ -160,8 +160,10 @@ def load_photos(directory: Path | None, limit: int | None) -> tuple[list[Photo],
             return [Photo(p.name, room_of(p), p.read_bytes()) for p in files], f"{len(files)} photos from {directory}"
     count = limit or 120
     photos = [Photo(f"generated-{seed}", None, generate_photo(seed, (1024, 683))) for seed in range(count)]
-    return photos, (f"{directory} not found: {count} photos generated with homeshots_sandbox.generate_photo "
-                    "(no room labels, so no same-room hard negatives)")
+    return photos, (
+        f"{directory} not found: {count} photos generated with homeshots_sandbox.generate_photo "
+        "(no room labels, so no same-room hard negatives)"
+    )
 
 
 def standardized_hashes(data: bytes, standardizer: ImageStandardizer | None = None) -> Hashes:
@@ -195,9 +197,12 @@ def same_picture(a: bytes, b: bytes) -> bool:
     return thumbnail_difference(thumbnail(a), thumbnail(b)) < SAME_PICTURE_DIFF
 
 
-def pair_distances(originals: Sequence[Hashes], rooms: Sequence[str | None],
-                   is_same_picture: Callable[[int, int], bool] | None = None,
-                   check_below: int = 64) -> list[PairDistance]:
+def pair_distances(
+    originals: Sequence[Hashes],
+    rooms: Sequence[str | None],
+    is_same_picture: Callable[[int, int], bool] | None = None,
+    check_below: int = 64,
+) -> list[PairDistance]:
     """Distances for every unordered pair of distinct originals.
 
     ``is_same_picture(i, j)`` is asked only for pairs within ``check_below`` pHash bits (it is slow).
@@ -206,8 +211,16 @@ def pair_distances(originals: Sequence[Hashes], rooms: Sequence[str | None],
     for i, j in combinations(range(len(originals)), 2):
         dp = hamming(originals[i][0], originals[j][0])
         duplicate = is_same_picture is not None and dp <= check_below and is_same_picture(i, j)
-        out.append(PairDistance(i, j, dp, hamming(originals[i][1], originals[j][1]),
-                                rooms[i] is not None and rooms[i] == rooms[j], duplicate))
+        out.append(
+            PairDistance(
+                i,
+                j,
+                dp,
+                hamming(originals[i][1], originals[j][1]),
+                rooms[i] is not None and rooms[i] == rooms[j],
+                duplicate,
+            )
+        )
     return out
 
 
@@ -218,10 +231,15 @@ def count_pairs(pairs: Sequence[PairDistance], threshold: int, dhash_threshold: 
     phash_only = [p for p in distinct if p.phash <= threshold]
     duplicates = [p for p in pairs if p.same_picture]
     return PairCounts(
-        total=len(distinct), merged=len(merged), phash_only=len(phash_only),
-        same_room_total=sum(p.same_room for p in distinct), same_room_merged=sum(p.same_room for p in merged),
-        same_room_phash_only=sum(p.same_room for p in phash_only), duplicates=len(duplicates),
-        duplicates_merged=sum(p.phash <= threshold and p.dhash <= dhash_threshold for p in duplicates))
+        total=len(distinct),
+        merged=len(merged),
+        phash_only=len(phash_only),
+        same_room_total=sum(p.same_room for p in distinct),
+        same_room_merged=sum(p.same_room for p in merged),
+        same_room_phash_only=sum(p.same_room for p in phash_only),
+        duplicates=len(duplicates),
+        duplicates_merged=sum(p.phash <= threshold and p.dhash <= dhash_threshold for p in duplicates),
+    )
 
 
 def copy_merge_share(results: Sequence[PhotoHashes], transform: str, threshold: int, dhash_threshold: int) -> float:
@@ -246,8 +264,14 @@ def _pct(share: float) -> str:
     return f"{100 * share:.1f}%"
 
 
-def report(photos: Sequence[Photo], results: Sequence[PhotoHashes], thresholds: Sequence[int],
-           dhash_thresholds: Sequence[int], threshold: int, dhash_threshold: int) -> str:
+def report(
+    photos: Sequence[Photo],
+    results: Sequence[PhotoHashes],
+    thresholds: Sequence[int],
+    dhash_thresholds: Sequence[int],
+    threshold: int,
+    dhash_threshold: int,
+) -> str:
     """All printed tables."""
     out: list[str] = []
     copy_rows = []
@@ -255,11 +279,21 @@ def report(photos: Sequence[Photo], results: Sequence[PhotoHashes], thresholds: 
         dp = [hamming(r.original[0], r.copies[name][0]) for r in results]
         dd = [hamming(r.original[1], r.copies[name][1]) for r in results]
         phash_alone = sum(d <= threshold for d in dp) / len(results)
-        copy_rows.append([name, _pct(copy_merge_share(results, name, threshold, dhash_threshold)),
-                          _pct(phash_alone), _spread(dp), _spread(dd)])
-    out += [f"(a) copies merged with their original (pHash <= {threshold}, dHash <= {dhash_threshold}), "
-            f"{len(results)} originals",
-            _table(["transform", "merged", "pHash alone", "pHash d med/p95/max", "dHash d med/p95/max"], copy_rows), ""]
+        copy_rows.append(
+            [
+                name,
+                _pct(copy_merge_share(results, name, threshold, dhash_threshold)),
+                _pct(phash_alone),
+                _spread(dp),
+                _spread(dd),
+            ]
+        )
+    out += [
+        f"(a) copies merged with their original (pHash <= {threshold}, dHash <= {dhash_threshold}), "
+        f"{len(results)} originals",
+        _table(["transform", "merged", "pHash alone", "pHash d med/p95/max", "dHash d med/p95/max"], copy_rows),
+        "",
+    ]
 
     rooms = [p.room for p in photos]
     check_below = max([*thresholds, *HEADROOM_THRESHOLDS])
@@ -273,12 +307,22 @@ def report(photos: Sequence[Photo], results: Sequence[PhotoHashes], thresholds: 
 
     pairs = pair_distances([r.original for r in results], rooms, is_same_picture, check_below)
     c = count_pairs(pairs, threshold, dhash_threshold)
-    out += [f"(b) false merges among distinct originals (pHash <= {threshold}, dHash <= {dhash_threshold})",
-            _table(["pairs", "count", "rule merges", "pHash alone merges"], [
+    out += [
+        f"(b) false merges among distinct originals (pHash <= {threshold}, dHash <= {dhash_threshold})",
+        _table(
+            ["pairs", "count", "rule merges", "pHash alone merges"],
+            [
                 ["all different pictures", f"{c.total:,}", f"{c.merged}", f"{c.phash_only}"],
-                ["same room (hard neg.)", f"{c.same_room_total:,}", f"{c.same_room_merged}",
-                 f"{c.same_room_phash_only}"],
-                ["data-set duplicates", f"{c.duplicates}", f"{c.duplicates_merged} (correct)", ""]])]
+                [
+                    "same room (hard neg.)",
+                    f"{c.same_room_total:,}",
+                    f"{c.same_room_merged}",
+                    f"{c.same_room_phash_only}",
+                ],
+                ["data-set duplicates", f"{c.duplicates}", f"{c.duplicates_merged} (correct)", ""],
+            ],
+        ),
+    ]
     per_room = sorted({r for r in rooms if r})
     if per_room:
         room_rows = []
@@ -295,8 +339,10 @@ def report(photos: Sequence[Photo], results: Sequence[PhotoHashes], thresholds: 
     distinct = [p for p in pairs if not p.same_picture]
     if distinct:
         nearest = min(distinct, key=lambda p: (p.phash, p.dhash))
-        out.append(f"nearest different pictures: {photos[nearest.i].name} ~ {photos[nearest.j].name}, "
-                   f"pHash {nearest.phash}, dHash {nearest.dhash}")
+        out.append(
+            f"nearest different pictures: {photos[nearest.i].name} ~ {photos[nearest.j].name}, "
+            f"pHash {nearest.phash}, dHash {nearest.dhash}"
+        )
     out.append("")
 
     grid_rows = []
@@ -305,14 +351,24 @@ def report(photos: Sequence[Photo], results: Sequence[PhotoHashes], thresholds: 
             shares = {name: copy_merge_share(results, name, t, dt) for name in TRANSFORMS}
             worst = min(shares, key=lambda n: shares[n])
             gc = count_pairs(pairs, t, dt)
-            grid_rows.append([f"{t}" + ("*" if t > max(thresholds) else ""), f"{dt}",
-                              _pct(statistics.fmean(shares.values())), f"{worst} {_pct(shares[worst])}",
-                              f"{gc.merged} ({gc.phash_only})", f"{gc.same_room_merged} ({gc.same_room_phash_only})"])
-    out += ["(c) threshold grid: copies merged (all transforms), false merges of different pictures "
-            "(pHash alone in brackets)",
-            _table(["pHash t", "dHash t", "copies merged", "worst transform", "false merges", "same-room false"],
-                   grid_rows),
-            "* beyond the grid, to show what the dHash guard stops; data-set duplicates are not counted as false."]
+            grid_rows.append(
+                [
+                    f"{t}" + ("*" if t > max(thresholds) else ""),
+                    f"{dt}",
+                    _pct(statistics.fmean(shares.values())),
+                    f"{worst} {_pct(shares[worst])}",
+                    f"{gc.merged} ({gc.phash_only})",
+                    f"{gc.same_room_merged} ({gc.same_room_phash_only})",
+                ]
+            )
+    out += [
+        "(c) threshold grid: copies merged (all transforms), false merges of different pictures "
+        "(pHash alone in brackets)",
+        _table(
+            ["pHash t", "dHash t", "copies merged", "worst transform", "false merges", "same-room false"], grid_rows
+        ),
+        "* beyond the grid, to show what the dHash guard stops; data-set duplicates are not counted as false.",
+    ]
     return "\n".join(out)
 
 
@@ -334,8 +390,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("need at least two photos")
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         results = list(pool.map(hash_photo, [p.data for p in photos], chunksize=8))
-    print(report(photos, results, _ints(args.thresholds), _ints(args.dhash_thresholds),
-                 DEFAULT_THRESHOLD, DEFAULT_DHASH_THRESHOLD))
+    print(
+        report(
+            photos,
+            results,
+            _ints(args.thresholds),
+            _ints(args.dhash_thresholds),
+            DEFAULT_THRESHOLD,
+            DEFAULT_DHASH_THRESHOLD,
+        )
+    )
     return 0
 
 

@@ -64,8 +64,11 @@ def peak_kb() -> dict[str, int | None]:
         status = Path("/proc/self/status").read_text()
     except OSError:
         status = ""
-    return {"vmhwm_kb": parse_status_kb(status, "VmHWM"), "vmrss_kb": parse_status_kb(status, "VmRSS"),
-            "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    return {
+        "vmhwm_kb": parse_status_kb(status, "VmHWM"),
+        "vmrss_kb": parse_status_kb(status, "VmRSS"),
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
 
 
 # --- the child ----------------------------------------------------------------------------------------
@@ -88,9 +91,11 @@ def _child(mode: str, jpeg: Path, url: str) -> dict[str, Any]:
     def download() -> bytes:
         async def fetch() -> bytes:
             limits = httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=30)
-            async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30, connect=10),
-                                         follow_redirects=False, trust_env=False) as client:
+            async with httpx.AsyncClient(
+                limits=limits, timeout=httpx.Timeout(30, connect=10), follow_redirects=False, trust_env=False
+            ) as client:
                 return await Downloader(client, URLGuard(["127.0.0.1"]), max_bytes=BYTE_CAP).fetch(url)
+
         loop = asyncio.new_event_loop()  # as WorkerContext.run: one loop, run_until_complete per task
         try:
             return loop.run_until_complete(fetch())
@@ -121,8 +126,7 @@ def _child(mode: str, jpeg: Path, url: str) -> dict[str, Any]:
         standardize()
     if mode in ("naive-image", "naive-worker"):
         naive_image()
-    return {"mode": mode, "seconds": time.perf_counter() - start, "imports": after_imports, "peak": peak_kb(),
-            **detail}
+    return {"mode": mode, "seconds": time.perf_counter() - start, "imports": after_imports, "peak": peak_kb(), **detail}
 
 
 def _make_jpeg(path: Path) -> None:
@@ -160,8 +164,14 @@ class _BodyHandler(http.server.BaseHTTPRequestHandler):
 
 
 def _run_child(mode: str, jpeg: Path, url: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.memory", "--child", mode, "--jpeg", str(jpeg),
-                           "--url", url], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--child", mode, "--jpeg", str(jpeg), "--url", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"child {mode} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -187,8 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="homeshots-bench-mem-") as tmp:
         jpeg, body = Path(tmp) / "photo.jpg", Path(tmp) / "body.bin"
         print("generating the 24 MP JPEG and the 40 MiB body ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.memory", "--child", "make-jpeg", "--jpeg", str(jpeg)],
-                       cwd=ROOT, check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.memory", "--child", "make-jpeg", "--jpeg", str(jpeg)],
+            cwd=ROOT,
+            check=True,
+            timeout=120,
+        )
         block = os.urandom(1 << 20)
         with body.open("wb") as fh:
             for _ in range(BODY_BYTES >> 20):
@@ -208,8 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         jpeg_mb = jpeg.stat().st_size / 1e6
 
     floor = _mb(results["idle"]["peak"]["vmhwm_kb"])
-    print(f"Peak RSS of a fresh process (MB = 10^6 bytes): 24 MP JPEG {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} q90 "
-          f"({jpeg_mb:.1f} MB file), {BODY_BYTES / 1e6:.1f} MB body ({BODY_BYTES >> 20} MiB), cap {BYTE_CAP:,} bytes")
+    print(
+        f"Peak RSS of a fresh process (MB = 10^6 bytes): 24 MP JPEG {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} q90 "
+        f"({jpeg_mb:.1f} MB file), {BODY_BYTES / 1e6:.1f} MB body ({BODY_BYTES >> 20} MiB), cap {BYTE_CAP:,} bytes"
+    )
     print(f"{'mode':<16}{'peak MB':>9}{'above floor':>13}{'ru_maxrss MB':>14}{'seconds':>9}  < {LIMIT_MB:.0f} MB")
     ok = True
     for mode in MODES:
@@ -218,13 +234,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         under = peak < LIMIT_MB
         if mode in BASELINE:
             ok &= under
-        print(f"{mode:<16}{peak:>9.1f}{peak - floor:>13.1f}{_mb(r['peak']['maxrss_kb']):>14.1f}"
-              f"{r['seconds']:>9.2f}  {'yes' if under else 'NO'}")
+        print(
+            f"{mode:<16}{peak:>9.1f}{peak - floor:>13.1f}{_mb(r['peak']['maxrss_kb']):>14.1f}"
+            f"{r['seconds']:>9.2f}  {'yes' if under else 'NO'}"
+        )
     for mode, naive in BASELINE.items():
         ours = _mb(results[mode]["peak"]["vmhwm_kb"]) - floor
         theirs = _mb(results[naive]["peak"]["vmhwm_kb"]) - floor
-        print(f"{mode}: {ours:.1f} MB above the floor vs {theirs:.1f} MB for {naive} "
-              f"(ratio {ours / theirs if theirs else float('nan'):.2f}x)")
+        print(
+            f"{mode}: {ours:.1f} MB above the floor vs {theirs:.1f} MB for {naive} "
+            f"(ratio {ours / theirs if theirs else float('nan'):.2f}x)"
+        )
     print(f"worker modes under {LIMIT_MB:.0f} MB: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

@@ -26,6 +26,7 @@ WARMUP_SEED = 900_000
 POLL_SECONDS = 0.2
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+
 @dataclass(frozen=True)
 class Png:
     """PNG encoder settings: ``HOMESHOTS_PNG_COMPRESS_LEVEL`` and ``HOMESHOTS_PNG_STRATEGY``."""
@@ -43,7 +44,6 @@ class Png:
 
     def env(self) -> dict[str, str]:
         return {"HOMESHOTS_PNG_COMPRESS_LEVEL": str(self.level), "HOMESHOTS_PNG_STRATEGY": self.strategy}
-
 
 
 # --- the whole pipeline ---------------------------------------------------------------------------------
@@ -114,8 +114,12 @@ def _redis_snapshot(client: object) -> tuple[dict[str, int], dict[str, int], int
     usec = {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
     net = client.info("stats")  # type: ignore[attr-defined]
     cpu = client.info("cpu")  # type: ignore[attr-defined]
-    return (calls, usec, int(net["total_net_input_bytes"]) + int(net["total_net_output_bytes"]),
-            float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))
+    return (
+        calls,
+        usec,
+        int(net["total_net_input_bytes"]) + int(net["total_net_output_bytes"]),
+        float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+    )
 
 
 def _listings(prefix: str, photos: list[bytes], each: int) -> tuple[list, dict[str, bytes]]:
@@ -125,7 +129,7 @@ def _listings(prefix: str, photos: list[bytes], each: int) -> tuple[list, dict[s
     for start in range(0, len(photos), each):
         key = f"{prefix}{start // each + 1:05d}"
         names = []
-        for j, data in enumerate(photos[start:start + each]):
+        for j, data in enumerate(photos[start : start + each]):
             names.append(f"{key}_{j}.jpg")
             served[names[-1]] = data
         listings.append(Listing(key, f"{start // each + 1} {prefix} Bench St", "Phoenix", "85001", names))
@@ -137,20 +141,46 @@ def _write_csv(path: Path, listings: list) -> Path:
         writer = csv.DictWriter(fh, fieldnames=["address", "city", "state", "zip", "mls_listing_key"])
         writer.writeheader()
         for x in listings:
-            writer.writerow({"address": x.address, "city": x.city, "state": "AZ", "zip": x.postal_code,
-                             "mls_listing_key": x.listing_key})
+            writer.writerow(
+                {
+                    "address": x.address,
+                    "city": x.city,
+                    "state": "AZ",
+                    "zip": x.postal_code,
+                    "mls_listing_key": x.listing_key,
+                }
+            )
     return path
 
 
 @contextlib.contextmanager
-def _worker(env: dict[str, str], concurrency: int, pool: str, log: Path,
-            name: str = "bench") -> Iterator[subprocess.Popen[bytes]]:
+def _worker(
+    env: dict[str, str], concurrency: int, pool: str, log: Path, name: str = "bench"
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=WARNING", "-P", pool,
-             f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", f"--hostname={name}@%h"],
-            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--loglevel=WARNING",
+                "-P",
+                pool,
+                f"--concurrency={concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+                f"--hostname={name}@%h",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield proc
     finally:
@@ -164,12 +194,26 @@ def _worker(env: dict[str, str], concurrency: int, pool: str, log: Path,
                 proc.wait()
 
 
-def _submit(env: dict[str, str], csv_path: Path, run_id: str, timeout: float,
-            before_go: object = None) -> dict:
+def _submit(env: dict[str, str], csv_path: Path, run_id: str, timeout: float, before_go: object = None) -> dict:
     """Submit a run from a helper process (its own Celery app and settings) and wait for its end."""
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.pipeline_run", "--submit", str(csv_path),
-                             "--run-id", run_id, "--timeout", str(timeout)],
-                            env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.pipeline_run",
+            "--submit",
+            str(csv_path),
+            "--run-id",
+            run_id,
+            "--timeout",
+            str(timeout),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         proc.wait()
@@ -201,8 +245,7 @@ def submit_and_wait(csv_path: str, run_id: str, timeout: float) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     started = time.time()
-    submit_backfill(client, settings, Path(csv_path), run_id=run_id, sources=["mls"], resume=False,
-                    skip_bad_rows=False)
+    submit_backfill(client, settings, Path(csv_path), run_id=run_id, sources=["mls"], resume=False, skip_bad_rows=False)
     polls, deadline = 0, time.monotonic() + timeout
     while True:
         polls += 1
@@ -217,9 +260,18 @@ def submit_and_wait(csv_path: str, run_id: str, timeout: float) -> None:
     print(json.dumps({"seconds": finished - started, "polls": polls, "counters": runs.counters()}), flush=True)
 
 
-def pipeline(label: str, photos: list[bytes], *, each: int, png: Png, concurrency: int = 1,
-             latency: float = 0.0, pool: str = "prefork", workers: int = 1,
-             extra_env: dict[str, str] | None = None) -> PipelineResult:
+def pipeline(
+    label: str,
+    photos: list[bytes],
+    *,
+    each: int,
+    png: Png,
+    concurrency: int = 1,
+    latency: float = 0.0,
+    pool: str = "prefork",
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> PipelineResult:
     """One measured run against ``workers`` worker commands (``-P pool --concurrency=C`` each)."""
     from homeshots_sandbox import SandboxServer, generate_photo
     from homeshots_sandbox.server import _Handler
@@ -227,26 +279,33 @@ def pipeline(label: str, photos: list[bytes], *, each: int, png: Png, concurrenc
     from benchmarks.redis_server import private_redis
 
     _Handler.disable_nagle_algorithm = True  # see the module docstring: ~40 ms per MLS query otherwise
-    warm = [generate_photo(WARMUP_SEED + i, size=(MLS_LONGEST, 2000))
-            for i in range(each * 2 * concurrency * workers)]
+    warm = [generate_photo(WARMUP_SEED + i, size=(MLS_LONGEST, 2000)) for i in range(each * 2 * concurrency * workers)]
     warm_listings, warm_photos = _listings("W", warm, each)
     listings, served = _listings("B", photos, each)
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="homeshots-bench-")))
         client = stack.enter_context(private_redis())
         port = client.connection_pool.connection_kwargs["port"]
-        sandbox = stack.enter_context(SandboxServer(listings + warm_listings, served | warm_photos,
-                                                    services=["mls"], latency=latency))
+        sandbox = stack.enter_context(
+            SandboxServer(listings + warm_listings, served | warm_photos, services=["mls"], latency=latency)
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HOMESHOTS_", "AWS_"))}
-        env |= sandbox.env() | {
-            "HOMESHOTS_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "HOMESHOTS_STORE_URL": f"file://{tmp / 'store'}",
-            "HOMESHOTS_EMBEDDED_DIR": str(tmp / "embedded"),
-            "HOMESHOTS_MLS_RATE": "1000",  # politeness is not what is measured here
-            "PYTHONPATH": str(ROOT),
-        } | png.env() | (extra_env or {})
-        procs = [stack.enter_context(_worker(env, concurrency, pool, tmp / f"worker{i}.log", f"bench{i}"))
-                 for i in range(workers)]
+        env |= (
+            sandbox.env()
+            | {
+                "HOMESHOTS_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "HOMESHOTS_STORE_URL": f"file://{tmp / 'store'}",
+                "HOMESHOTS_EMBEDDED_DIR": str(tmp / "embedded"),
+                "HOMESHOTS_MLS_RATE": "1000",  # politeness is not what is measured here
+                "PYTHONPATH": str(ROOT),
+            }
+            | png.env()
+            | (extra_env or {})
+        )
+        procs = [
+            stack.enter_context(_worker(env, concurrency, pool, tmp / f"worker{i}.log", f"bench{i}"))
+            for i in range(workers)
+        ]
         timeout = 60 + 2 * len(photos) * max(1, png.level)
         _submit(env, _write_csv(tmp / "warm.csv", warm_listings), "bench-warmup", timeout)
         before: dict[str, object] = {}
@@ -272,10 +331,20 @@ def pipeline(label: str, photos: list[bytes], *, each: int, png: Png, concurrenc
         commands["info"] = commands.get("info", 0) - 3
         commands = {k: v for k, v in commands.items() if v > 0}
         ours = worker_cpu + (rcpu1 - rcpu0) + self_cpu
-        return PipelineResult(label, len(photos), out["seconds"], worker_cpu, pool_cpu, rcpu1 - rcpu0, self_cpu,
-                              commands, usec, net1 - net0, max(0.0, busy - ours), out["counters"])
-
-
+        return PipelineResult(
+            label,
+            len(photos),
+            out["seconds"],
+            worker_cpu,
+            pool_cpu,
+            rcpu1 - rcpu0,
+            self_cpu,
+            commands,
+            usec,
+            net1 - net0,
+            max(0.0, busy - ours),
+            out["counters"],
+        )
 
 
 if __name__ == "__main__":

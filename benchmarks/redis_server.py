@@ -27,9 +27,25 @@ def private_redis(start_timeout: float = 20.0) -> Iterator[redis.Redis]:
     with tempfile.TemporaryDirectory(prefix="homeshots-bench-redis-") as tmp:
         port = free_port()
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-             "--appendonly", "no", "--maxmemory-policy", "noeviction"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                tmp,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis(port=port, decode_responses=True, socket_timeout=600)
         try:
             deadline = time.monotonic() + start_timeout

@@ -30,8 +30,11 @@ NOT_SCRIPTS = {"__init__", "run_all", "redis_server"}
 
 def scripts() -> list[tuple[str, list[str]]]:
     """(module name, arguments) of every benchmark present, known ones first."""
-    present = {p.stem for p in HERE.glob("*.py") if p.stem not in NOT_SCRIPTS
-               and 'if __name__ == "__main__"' in p.read_text(encoding="utf-8", errors="replace")}
+    present = {
+        p.stem
+        for p in HERE.glob("*.py")
+        if p.stem not in NOT_SCRIPTS and 'if __name__ == "__main__"' in p.read_text(encoding="utf-8", errors="replace")
+    }
     known = [(name, args) for name, args in KNOWN if name in present]
     others = sorted(present - {name for name, _ in KNOWN})
     return known + [(name, []) for name in others]
@@ -51,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[tuple[str, int, float]] = []
     for name, extra in chosen:
         command = [sys.executable, "-m", f"benchmarks.{name}", *extra]
-        print(f"\n{'=' * 100}\n$ python -m benchmarks.{name} {' '.join(extra)}".rstrip() + f"\n{'=' * 100}",
-              flush=True)
+        print(f"\n{'=' * 100}\n$ python -m benchmarks.{name} {' '.join(extra)}".rstrip() + f"\n{'=' * 100}", flush=True)
         started = time.monotonic()
         code = subprocess.call(command, cwd=ROOT)
         results.append((name, code, time.monotonic() - started))

@@ -65,14 +65,17 @@ class SeedState:
     last_updated: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"completed_properties": list(self.completed_properties),
-                "failed_properties": list(self.failed_properties),
-                "last_updated": self.last_updated or datetime.now().astimezone().isoformat()}
+        return {
+            "completed_properties": list(self.completed_properties),
+            "failed_properties": list(self.failed_properties),
+            "last_updated": self.last_updated or datetime.now().astimezone().isoformat(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeedState:
-        return cls(set(data.get("completed_properties", [])), set(data.get("failed_properties", [])),
-                   data.get("last_updated"))
+        return cls(
+            set(data.get("completed_properties", [])), set(data.get("failed_properties", [])), data.get("last_updated")
+        )
 
 
 class SeedJsonState:
@@ -117,8 +120,9 @@ class CountingConnection(redis.Connection):
         super().send_packed_command(command, check_health)
 
 
-def commandstats_delta(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
-                       ignore: Iterable[str] = ("info",)) -> tuple[int, float]:
+def commandstats_delta(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], ignore: Iterable[str] = ("info",)
+) -> tuple[int, float]:
     """(calls, usec) the server spent between two ``INFO commandstats`` replies, minus ``ignore``."""
     skip = {f"cmdstat_{name}" for name in ignore}
     calls = usec = 0.0
@@ -150,8 +154,7 @@ class Fixture:
 
 
 def make_fixture(pid: str, index: int) -> Fixture:
-    prop = Property(property_id=pid, address=f"{100 + index} N Central Ave", city="Phoenix", state="AZ",
-                    zip="85004")
+    prop = Property(property_id=pid, address=f"{100 + index} N Central Ave", city="Phoenix", state="AZ", zip="85004")
     tracker, out = StatsTracker(), _Collected()
     failed = index % 10 == 9
     for source in SOURCES:
@@ -164,11 +167,20 @@ def make_fixture(pid: str, index: int) -> Fixture:
             out.image_failures.append((ref, "not_found", f"{ref.url}: HTTP 404", False))
             continue
         tracker.record_unique(source, newly_stored=True)
-        out.entries.append(ManifestEntry(
-            property_id=pid, address=prop.full_address, source=source,
-            source_url=f"https://photos.{source}.example/{sha[:24]}.jpg", sha256=sha, phash=sha[:16],
-            raw_key=f"raw/{sha[:2]}/{sha[2:4]}/{sha}.jpg", processed_key=f"processed/{sha[:2]}/{sha[2:4]}/{sha}.png",
-            width=1024, height=683))
+        out.entries.append(
+            ManifestEntry(
+                property_id=pid,
+                address=prop.full_address,
+                source=source,
+                source_url=f"https://photos.{source}.example/{sha[:24]}.jpg",
+                sha256=sha,
+                phash=sha[:16],
+                raw_key=f"raw/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
+                processed_key=f"processed/{sha[:2]}/{sha[2:4]}/{sha}.png",
+                width=1024,
+                height=683,
+            )
+        )
     if failed:
         out.reason = {"source": "redfin", "kind": "not_found", "retryable": False, "message": "HTTP 404"}
     outcome = PropertyOutcome(pid, "failed" if failed else "completed", tracker.to_counters(), out.reason)
@@ -182,8 +194,12 @@ def prefill(client: redis.Redis, run_id: str, size: int, chunk: int = 5000) -> N
     for start in range(0, size, chunk):
         fixtures = [make_fixture(property_id(run_id, i), i) for i in range(start, min(size, start + chunk))]
         pipe = client.pipeline(transaction=False)
-        pipe.hset(manifest, mapping={f.prop.property_id: json.dumps([e.to_dict() for e in f.out.entries],
-                                                                   sort_keys=True) for f in fixtures})
+        pipe.hset(
+            manifest,
+            mapping={
+                f.prop.property_id: json.dumps([e.to_dict() for e in f.out.entries], sort_keys=True) for f in fixtures
+            },
+        )
         done = [f.prop.property_id for f in fixtures if f.out.reason is None]
         if done:
             pipe.sadd(state.completed_key, *done)
@@ -202,8 +218,14 @@ def forget(client: redis.Redis, run_id: str, property_ids: list[str]) -> None:
     state, runs = StateManager(client, run_id), RunManager(client, run_id)
     pipe = client.pipeline(transaction=False)
     pipe.srem(state.completed_key, *property_ids)
-    for key in (state.failed_key, keys.RunKeys(run_id).manifest, keys.RunKeys(run_id).image_failures,
-                runs.pstats_key, runs.merged_key, runs.deliveries_key):
+    for key in (
+        state.failed_key,
+        keys.RunKeys(run_id).manifest,
+        keys.RunKeys(run_id).image_failures,
+        runs.pstats_key,
+        runs.merged_key,
+        runs.deliveries_key,
+    ):
         pipe.hdel(key, *property_ids)
     pipe.execute()
 
@@ -299,8 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 forget(client, run_id, [fx.prop.property_id for fx in fixtures])
                 if rnd >= 0:
                     per_size[n].append(cost)
-        state_sizes = {n: int(client.scard(keys.RunKeys(f"bench-{n}").completed))
-                       + int(client.hlen(keys.RunKeys(f"bench-{n}").failed)) for n in sizes}
+        state_sizes = {
+            n: int(client.scard(keys.RunKeys(f"bench-{n}").completed))
+            + int(client.hlen(keys.RunKeys(f"bench-{n}").failed))
+            for n in sizes
+        }
         client.close()
 
     w = args.window
@@ -310,25 +335,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         task = statistics.median(t for c in costs for t in c.per_property) * 1e6
         callback = statistics.median(c.callback for c in costs) / w * 1e6
         med[n] = task + callback
-        rows.append([f"{n:,}", f"{state_sizes[n]:,}", f"{task:.0f}", f"{callback:.1f}", f"{med[n]:.0f}",
-                     f"{statistics.median(c.seconds for c in costs) / w * 1e6:.0f}",
-                     f"{statistics.median(c.round_trips for c in costs) / w:.3f}",
-                     f"{statistics.median(c.commands for c in costs) / w:.2f}",
-                     f"{statistics.median(c.server_usec for c in costs) / w:.1f}"])
-    print(f"Redis state (homeshots): record one property's outcome; window of {w}, {args.rounds} rounds, "
-          "medians (us = microseconds per property)")
-    print(_table(["N in state", "after", "task us", "callback us", "total us", "window mean us",
-                  "round trips", "server cmds", "server us"], rows))
+        rows.append(
+            [
+                f"{n:,}",
+                f"{state_sizes[n]:,}",
+                f"{task:.0f}",
+                f"{callback:.1f}",
+                f"{med[n]:.0f}",
+                f"{statistics.median(c.seconds for c in costs) / w * 1e6:.0f}",
+                f"{statistics.median(c.round_trips for c in costs) / w:.3f}",
+                f"{statistics.median(c.commands for c in costs) / w:.2f}",
+                f"{statistics.median(c.server_usec for c in costs) / w:.1f}",
+            ]
+        )
+    print(
+        f"Redis state (homeshots): record one property's outcome; window of {w}, {args.rounds} rounds, "
+        "medians (us = microseconds per property)"
+    )
+    print(
+        _table(
+            [
+                "N in state",
+                "after",
+                "task us",
+                "callback us",
+                "total us",
+                "window mean us",
+                "round trips",
+                "server cmds",
+                "server us",
+            ],
+            rows,
+        )
+    )
     ratio = med[large] / med[small]
-    window_ratio = (statistics.median(c.seconds for c in per_size[large])
-                    / statistics.median(c.seconds for c in per_size[small]))
+    window_ratio = statistics.median(c.seconds for c in per_size[large]) / statistics.median(
+        c.seconds for c in per_size[small]
+    )
     srv = [statistics.median(c.server_usec for c in per_size[n]) for n in sizes]
     verdict = "PASS" if ratio <= 1 + GOAL else "FAIL"
-    print(f"ratio N={large:,} / N={small:,}: {ratio:.3f}x per property (window mean {window_ratio:.3f}x, "
-          f"server time {srv[1] / srv[0]:.3f}x); goal <= {1 + GOAL:.2f}x: {verdict}")
-    print("task = _start + _record; callback = the window's terminal_among + property_stats"
-          " + merge, per property; server = INFO commandstats (incl. the merge script's commands). Every command is"
-          " O(1) per property; larger tables only miss CPU caches more.")
+    print(
+        f"ratio N={large:,} / N={small:,}: {ratio:.3f}x per property (window mean {window_ratio:.3f}x, "
+        f"server time {srv[1] / srv[0]:.3f}x); goal <= {1 + GOAL:.2f}x: {verdict}"
+    )
+    print(
+        "task = _start + _record; callback = the window's terminal_among + property_stats"
+        " + merge, per property; server = INFO commandstats (incl. the merge script's commands). Every command is"
+        " O(1) per property; larger tables only miss CPU caches more."
+    )
     print()
     marks = {small: 60, large: 5}
     seed_rows, seed_ms = [], {}
@@ -340,9 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed_rows.append([f"{n:,}", f"{size_bytes / 1e6:.2f}", f"{marks.get(n, 5)}", f"{seed_ms[n]:.2f}"])
     print("Seed design (baseline): whole-file JSON state, load + save per mark_completed, medians")
     print(_table(["N in state", "file MB", "marks", "ms/mark"], seed_rows))
-    print(f"ratio N={large:,} / N={small:,}: seed {seed_ms[large] / seed_ms[small]:.1f}x vs homeshots {ratio:.3f}x; "
-          f"at N={large:,} one seed mark costs {seed_ms[large] * 1e3 / med[large]:.0f}x a whole homeshots record",
-          flush=True)
+    print(
+        f"ratio N={large:,} / N={small:,}: seed {seed_ms[large] / seed_ms[small]:.1f}x vs homeshots {ratio:.3f}x; "
+        f"at N={large:,} one seed mark costs {seed_ms[large] * 1e3 / med[large]:.0f}x a whole homeshots record",
+        flush=True,
+    )
     return 0 if verdict == "PASS" else 1
 
 

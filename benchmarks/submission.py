@@ -46,9 +46,16 @@ def write_csv(path: Path, rows: int) -> None:
         writer = csv.writer(fh)
         writer.writerow(["address", "city", "state", "zip", "apn", "zpid"])
         for i in range(rows):
-            writer.writerow([f"{100 + i % 9900} {STREETS[i % len(STREETS)]} Unit {i // 9900 + 1}",
-                             CITIES[i % len(CITIES)], "AZ", f"85{i % 1000:03d}",
-                             f"{100 + i % 900:03d}-{i % 100:02d}-{i % 1000:03d}", str(7_000_000 + i)])
+            writer.writerow(
+                [
+                    f"{100 + i % 9900} {STREETS[i % len(STREETS)]} Unit {i // 9900 + 1}",
+                    CITIES[i % len(CITIES)],
+                    "AZ",
+                    f"85{i % 1000:03d}",
+                    f"{100 + i % 900:03d}-{i % 100:02d}-{i % 1000:03d}",
+                    str(7_000_000 + i),
+                ]
+            )
 
 
 # --- the child ----------------------------------------------------------------------------------------
@@ -57,6 +64,7 @@ def _child(mode: str, path: Path, redis_url: str, run_id: str, trace: bool) -> d
 
     out: dict[str, Any] = {"mode": mode}
     if mode == "read":
+
         def work() -> None:
             out["rows"] = sum(1 for _ in read_properties(path))
     else:
@@ -83,8 +91,9 @@ def _child(mode: str, path: Path, redis_url: str, run_id: str, trace: bool) -> d
         tasks.window.submit_window = timed_submit_window  # submit_backfill imports it at call time
 
         def work() -> None:
-            sub = submit_backfill(client, settings, path, run_id=run_id, sources=settings.sources, resume=True,
-                                  skip_bad_rows=False)
+            sub = submit_backfill(
+                client, settings, path, run_id=run_id, sources=settings.sources, resume=True, skip_bad_rows=False
+            )
             out.update(rows=sub.total_properties, windows=sub.windows)
 
     after_imports = peak_kb()
@@ -107,8 +116,19 @@ def _child(mode: str, path: Path, redis_url: str, run_id: str, trace: bool) -> d
 
 # --- the parent ---------------------------------------------------------------------------------------
 def _run_child(mode: str, path: Path, redis_url: str, run_id: str, trace: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.submission", "--child", mode, "--csv", str(path),
-           "--redis-url", redis_url, "--run-id", run_id] + (["--trace"] if trace else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.submission",
+        "--child",
+        mode,
+        "--csv",
+        str(path),
+        "--redis-url",
+        redis_url,
+        "--run-id",
+        run_id,
+    ] + (["--trace"] if trace else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMESHOTS_")}
     env["HOMESHOTS_STORE_URL"] = f"file://{path.parent / 'store'}"
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -161,19 +181,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'step':<34}{'seconds':>8}{'rows/s':>10}{'tracemalloc MB':>16}{'peak RSS MB':>13}{'RSS growth MB':>15}")
     for mode, label in (("read", "read_properties (baseline)"), ("submit", "submit_backfill")):
         r = best[mode]
-        print(f"{label:<34}{r['seconds']:>8.2f}{r['rows'] / r['seconds']:>10,.0f}"
-              f"{traced[mode]['traced_peak'] / 1e6:>16.1f}{peak[mode]:>13.1f}{peak[mode] - floor[mode]:>15.1f}")
+        print(
+            f"{label:<34}{r['seconds']:>8.2f}{r['rows'] / r['seconds']:>10,.0f}"
+            f"{traced[mode]['traced_peak'] / 1e6:>16.1f}{peak[mode]:>13.1f}{peak[mode] - floor[mode]:>15.1f}"
+        )
     sub = best["submit"]
     send = sub["sending_seconds"]
-    print(f"  of which sending the first chords (tasks.window.submit_window): {send:.2f} s; "
-          f"validating + writing {sub['windows']} windows: {sub['seconds'] - send:.2f} s")
+    print(
+        f"  of which sending the first chords (tasks.window.submit_window): {send:.2f} s; "
+        f"validating + writing {sub['windows']} windows: {sub['seconds'] - send:.2f} s"
+    )
     overhead = sub["seconds"] - best["read"]["seconds"]
-    print(f"overhead over reading alone: +{overhead:.2f} s ({sub['seconds'] / best['read']['seconds']:.2f}x the "
-          f"baseline); without the chord sends: {(sub['seconds'] - send) / best['read']['seconds']:.2f}x")
+    print(
+        f"overhead over reading alone: +{overhead:.2f} s ({sub['seconds'] / best['read']['seconds']:.2f}x the "
+        f"baseline); without the chord sends: {(sub['seconds'] - send) / best['read']['seconds']:.2f}x"
+    )
     queued = [r["queued"] for r in runs["submit"]]
     ok = all(q == sub["expected_queued"] for q in queued)
-    print(f"broker queue after submit: {queued[0]:,} messages (windows_in_flight * window_size = "
-          f"{sub['expected_queued']:,}; rows {args.rows:,}): {'PASS' if ok else 'FAIL'}")
+    print(
+        f"broker queue after submit: {queued[0]:,} messages (windows_in_flight * window_size = "
+        f"{sub['expected_queued']:,}; rows {args.rows:,}): {'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 

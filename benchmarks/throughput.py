@@ -95,9 +95,14 @@ def bare(photos: list[bytes], png: Png) -> tuple[float, float, int, float]:
     from homeshots.imaging.standardizer import ImageStandardizer
 
     s = Settings(png_compress_level=png.level, png_strategy=png.strategy)
-    std = ImageStandardizer(max_dimension=s.max_dimension, output_format=s.output_format,
-                            png_compress_level=s.png_compress_level, jpeg_quality=s.jpeg_quality,
-                            max_pixels=s.max_image_pixels, png_strategy=s.png_strategy)
+    std = ImageStandardizer(
+        max_dimension=s.max_dimension,
+        output_format=s.output_format,
+        png_compress_level=s.png_compress_level,
+        jpeg_quality=s.jpeg_quality,
+        max_pixels=s.max_image_pixels,
+        png_strategy=s.png_strategy,
+    )
     std.standardize(photos[-1])  # imports and first-call costs out of the timing
     cpu0, busy0, t0, size = time.process_time(), _busy_seconds(), time.perf_counter(), 0
     for data in photos:
@@ -127,13 +132,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--images", type=int, default=160, help="photos per measured run (default 160)")
     parser.add_argument("--photos-each", type=int, default=4, help="photos per listing (default 4)")
-    parser.add_argument("--png", default="6:default,1:default,1:rle",
-                        help="PNG LEVEL:STRATEGY settings for the floor; the last one is used for the rest")
+    parser.add_argument(
+        "--png",
+        default="6:default,1:default,1:rle",
+        help="PNG LEVEL:STRATEGY settings for the floor; the last one is used for the rest",
+    )
     parser.add_argument("--latency", type=float, default=0.05, help="sandbox seconds per image response")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="task threads of the -P threads latency run (0: skip it; default 2)")
-    parser.add_argument("--big-listing", type=int, default=16,
-                        help="photos per listing of the larger-listing latency runs (0: skip them; default 16)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="task threads of the -P threads latency run (0: skip it; default 2)"
+    )
+    parser.add_argument(
+        "--big-listing",
+        type=int,
+        default=16,
+        help="photos per listing of the larger-listing latency runs (0: skip them; default 16)",
+    )
     parser.add_argument("--only", default="", help="comma list of parts: floor,latency,scale (default all)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the workers")
     args = parser.parse_args(argv)
@@ -143,8 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     extra = dict(kv.split("=", 1) for kv in args.env)
     print(f"machine: {machine()}")
     photos, origin = load_photos(args.images)
-    print(f"photos: {origin}; mean {statistics.mean(map(len, photos)) / 1e6:.2f} MB; "
-          f"{args.photos_each} per listing, {-(-len(photos) // args.photos_each)} listings")
+    print(
+        f"photos: {origin}; mean {statistics.mean(map(len, photos)) / 1e6:.2f} MB; "
+        f"{args.photos_each} per listing, {-(-len(photos) // args.photos_each)} listings"
+    )
     if extra:
         print(f"worker env: {extra}")
     results: dict[str, PipelineResult] = {}
@@ -155,82 +170,113 @@ def main(argv: list[str] | None = None) -> None:
         if label not in results:
             kw.setdefault("each", args.photos_each)
             r = results[label] = pipeline(label, photos, extra_env=extra, **kw)  # type: ignore[arg-type]
-            print(f"  pipeline, {label}: {r.rate:.2f} images/s ({r.seconds:.1f} s); CPU ms per image: worker "
-                  f"{1000 * r.worker_cpu / r.images:.0f} (main process "
-                  f"{1000 * (r.worker_cpu - r.pool_cpu) / r.images:.1f}), redis {1000 * r.redis_cpu / r.images:.1f}, "
-                  f"sandbox {1000 * r.sandbox_cpu / r.images:.1f}; other load {r.foreign_cpu / r.seconds:.2f} "
-                  f"cores; {_short(r.counters)}", flush=True)
+            print(
+                f"  pipeline, {label}: {r.rate:.2f} images/s ({r.seconds:.1f} s); CPU ms per image: worker "
+                f"{1000 * r.worker_cpu / r.images:.0f} (main process "
+                f"{1000 * (r.worker_cpu - r.pool_cpu) / r.images:.1f}), redis {1000 * r.redis_cpu / r.images:.1f}, "
+                f"sandbox {1000 * r.sandbox_cpu / r.images:.1f}; other load {r.foreign_cpu / r.seconds:.2f} "
+                f"cores; {_short(r.counters)}",
+                flush=True,
+            )
         return results[label]
 
     if "floor" in parts:
         print("\n1. floor: bare Pillow (this process) vs the pipeline with one worker process (prefork, c=1)")
         for png in pngs:
             rate, cpu, size, foreign = bare(photos, png)
-            print(f"  bare, {png}: {rate:.2f} images/s, {1000 * cpu:.0f} ms CPU/image, PNG {size / 1e6:.3f} MB; "
-                  f"other load {foreign:.2f} cores", flush=True)
+            print(
+                f"  bare, {png}: {rate:.2f} images/s, {1000 * cpu:.0f} ms CPU/image, PNG {size / 1e6:.3f} MB; "
+                f"other load {foreign:.2f} cores",
+                flush=True,
+            )
             r = run(f"{png}, c=1", png=png)
             ratio = r.rate / rate
-            rows.append(f"floor, {png}: bare {rate:.2f} img/s, pipeline c=1 {r.rate:.2f} img/s, ratio {ratio:.2f} "
-                        f"{verdict(ratio, 0.85)}")
+            rows.append(
+                f"floor, {png}: bare {rate:.2f} img/s, pipeline c=1 {r.rate:.2f} img/s, ratio {ratio:.2f} "
+                f"{verdict(ratio, 0.85)}"
+            )
     if "latency" in parts:
         print(f"\n2. latency hiding: {ms} per image response, {main_png}")
         zero = run(f"{main_png}, c=1", png=main_png)
         slow = run(f"{main_png}, c=1, {ms} latency", png=main_png, latency=args.latency)
         ratio = slow.rate / zero.rate
-        rows.append(f"latency {ms}, prefork c=1: {zero.rate:.2f} -> {slow.rate:.2f} img/s, ratio {ratio:.2f} "
-                    f"{verdict(ratio, 0.9)}")
+        rows.append(
+            f"latency {ms}, prefork c=1: {zero.rate:.2f} -> {slow.rate:.2f} img/s, ratio {ratio:.2f} "
+            f"{verdict(ratio, 0.9)}"
+        )
         if args.big_listing:
             big = {"png": main_png, "each": args.big_listing}
             bzero = run(f"{main_png}, c=1, {args.big_listing} photos per listing", **big)
-            bslow = run(f"{main_png}, c=1, {args.big_listing} photos per listing, {ms} latency", latency=args.latency,
-                        **big)
-            rows.append(f"latency {ms}, prefork c=1, {args.big_listing} photos per listing: {bzero.rate:.2f} -> "
-                        f"{bslow.rate:.2f} img/s, ratio {bslow.rate / bzero.rate:.2f} "
-                        f"{verdict(bslow.rate / bzero.rate, 0.9)}")
+            bslow = run(
+                f"{main_png}, c=1, {args.big_listing} photos per listing, {ms} latency", latency=args.latency, **big
+            )
+            rows.append(
+                f"latency {ms}, prefork c=1, {args.big_listing} photos per listing: {bzero.rate:.2f} -> "
+                f"{bslow.rate:.2f} img/s, ratio {bslow.rate / bzero.rate:.2f} "
+                f"{verdict(bslow.rate / bzero.rate, 0.9)}"
+            )
         if args.threads:
-            tzero = run(f"{main_png}, -P threads c={args.threads}", png=main_png, pool="threads",
-                        concurrency=args.threads)
-            tslow = run(f"{main_png}, -P threads c={args.threads}, {ms} latency", png=main_png, pool="threads",
-                        concurrency=args.threads, latency=args.latency)
-            rows.append(f"latency {ms}, one process -P threads c={args.threads}: {tzero.rate:.2f} -> "
-                        f"{tslow.rate:.2f} img/s, ratio {tslow.rate / tzero.rate:.2f} "
-                        f"{verdict(tslow.rate / tzero.rate, 0.9)}; vs prefork c=1 without latency "
-                        f"{tslow.rate / zero.rate:.2f}")
+            tzero = run(
+                f"{main_png}, -P threads c={args.threads}", png=main_png, pool="threads", concurrency=args.threads
+            )
+            tslow = run(
+                f"{main_png}, -P threads c={args.threads}, {ms} latency",
+                png=main_png,
+                pool="threads",
+                concurrency=args.threads,
+                latency=args.latency,
+            )
+            rows.append(
+                f"latency {ms}, one process -P threads c={args.threads}: {tzero.rate:.2f} -> "
+                f"{tslow.rate:.2f} img/s, ratio {tslow.rate / tzero.rate:.2f} "
+                f"{verdict(tslow.rate / tzero.rate, 0.9)}; vs prefork c=1 without latency "
+                f"{tslow.rate / zero.rate:.2f}"
+            )
     if "scale" in parts:
         print(f"\n3. scale-out: 1 vs 2 worker processes (prefork), {main_png}")
         one = run(f"{main_png}, c=1", png=main_png)
         two = run(f"{main_png}, c=2", png=main_png, concurrency=2)
         ratio = two.rate / one.rate
-        rows.append(f"scale-out: c=1 {one.rate:.2f} img/s, c=2 {two.rate:.2f} img/s, ratio {ratio:.2f} "
-                    f"{verdict(ratio, 1.8)}")
+        rows.append(
+            f"scale-out: c=1 {one.rate:.2f} img/s, c=2 {two.rate:.2f} img/s, ratio {ratio:.2f} {verdict(ratio, 1.8)}"
+        )
         if args.threads:
             print(f"   and with {ms} latency: prefork c=2 vs two worker processes -P threads c={args.threads}")
             two_slow = run(f"{main_png}, c=2, {ms} latency", png=main_png, concurrency=2, latency=args.latency)
             threaded = {"png": main_png, "pool": "threads", "concurrency": args.threads, "workers": 2}
             tt = run(f"{main_png}, 2 workers -P threads c={args.threads}", **threaded)
-            tt_slow = run(f"{main_png}, 2 workers -P threads c={args.threads}, {ms} latency", latency=args.latency,
-                          **threaded)
-            rows.append(f"2 cores, {ms} latency: prefork c=2 {two.rate:.2f} -> {two_slow.rate:.2f} img/s (ratio "
-                        f"{two_slow.rate / two.rate:.2f}); 2 workers -P threads c={args.threads} {tt.rate:.2f} -> "
-                        f"{tt_slow.rate:.2f} img/s (ratio {tt_slow.rate / tt.rate:.2f}; "
-                        f"{tt.rate / one.rate:.2f}x and {tt_slow.rate / one.rate:.2f}x prefork c=1 without latency)")
+            tt_slow = run(
+                f"{main_png}, 2 workers -P threads c={args.threads}, {ms} latency", latency=args.latency, **threaded
+            )
+            rows.append(
+                f"2 cores, {ms} latency: prefork c=2 {two.rate:.2f} -> {two_slow.rate:.2f} img/s (ratio "
+                f"{two_slow.rate / two.rate:.2f}); 2 workers -P threads c={args.threads} {tt.rate:.2f} -> "
+                f"{tt_slow.rate:.2f} img/s (ratio {tt_slow.rate / tt.rate:.2f}; "
+                f"{tt.rate / one.rate:.2f}x and {tt_slow.rate / one.rate:.2f}x prefork c=1 without latency)"
+            )
     print("\nRedis per image (measured run, all clients: worker, broker, results, events; submitter polls excluded):")
     for r in results.values():
-        print(f"  {r.label}: {r.total_commands / r.images:.1f} commands, {r.net_bytes / r.images / 1e3:.1f} kB in+out, "
-              f"{1000 * r.redis_cpu / r.images:.2f} ms redis CPU")
+        print(
+            f"  {r.label}: {r.total_commands / r.images:.1f} commands, {r.net_bytes / r.images / 1e3:.1f} kB in+out, "
+            f"{1000 * r.redis_cpu / r.images:.2f} ms redis CPU"
+        )
     ref = results.get(f"{main_png}, c=1")
     if ref is not None:
         by_calls = sorted(ref.commands.items(), key=lambda kv: -kv[1])[:10]
         by_time = sorted(ref.usec.items(), key=lambda kv: -kv[1])[:6]
         print(f"  {ref.label}, calls per image: " + ", ".join(f"{k} {v / ref.images:.2f}" for k, v in by_calls))
-        print(f"  {ref.label}, Redis µs per image (a script includes what it calls): "
-              + ", ".join(f"{k} {v / ref.images:.0f}" for k, v in by_time))
+        print(
+            f"  {ref.label}, Redis µs per image (a script includes what it calls): "
+            + ", ".join(f"{k} {v / ref.images:.0f}" for k, v in by_time)
+        )
         cost, rate = ref.redis_cpu / ref.images, ref.rate
         fleet = 100 * rate
-        print(f"  one Redis core at this cost: ~{1 / cost:.0f} images/s = ~{1 / cost / rate:.0f} worker processes at "
-              f"{rate:.1f} images/s each; 100 such workers: {fleet:.0f} images/s, {fleet * cost:.2f} Redis cores, "
-              f"{fleet * ref.net_bytes / ref.images / 1e6:.1f} MB/s, "
-              f"{fleet * ref.total_commands / ref.images / 1e3:.0f}k commands/s")
+        print(
+            f"  one Redis core at this cost: ~{1 / cost:.0f} images/s = ~{1 / cost / rate:.0f} worker processes at "
+            f"{rate:.1f} images/s each; 100 such workers: {fleet:.0f} images/s, {fleet * cost:.2f} Redis cores, "
+            f"{fleet * ref.net_bytes / ref.images / 1e6:.1f} MB/s, "
+            f"{fleet * ref.total_commands / ref.images / 1e3:.0f}k commands/s"
+        )
     print("\nsummary:")
     for row in rows:
         print(f"  {row}")

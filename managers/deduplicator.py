@@ -187,8 +187,17 @@ class ImageDeduplicator:
             flat += [name, str(value)]
         reply = self._claim(
             keys=[keys.image(record.sha256), keys.IMAGE_PREFIX, keys.PHASH_BANDS],
-            args=[record.phash + record.sha256, self.threshold, record.dhash, self.dhash_threshold,
-                  self.plan.radius, len(self.plan.widths), *band_args, *flat])
+            args=[
+                record.phash + record.sha256,
+                self.threshold,
+                record.dhash,
+                self.dhash_threshold,
+                self.plan.radius,
+                len(self.plan.widths),
+                *band_args,
+                *flat,
+            ],
+        )
         if int(reply[0]) < 0:
             return Match(record, 0)
         return Match(ImageRecord.from_redis(_pairs(reply[1])), int(reply[0]))
@@ -214,9 +223,10 @@ class ImageDeduplicator:
         deletes them. When another worker's copy is at least as large, ``larger``'s own files are
         the garbage, except those the kept image itself uses (the same copy written twice).
         """
-        switched, drop = self._upgrade(keys=[keys.image(kept.sha256), keys.GARBAGE],
-                                       args=[larger.source_pixels, larger.raw_key, larger.processed_key,
-                                             larger.width, larger.height])
+        switched, drop = self._upgrade(
+            keys=[keys.image(kept.sha256), keys.GARBAGE],
+            args=[larger.source_pixels, larger.raw_key, larger.processed_key, larger.width, larger.height],
+        )
         return bool(int(switched)), list(drop)
 
     def garbage(self, limit: int = 1000) -> list[str]:

@@ -141,8 +141,11 @@ class ExtractionResult:
     @property
     def blocked_sources(self) -> dict[str, int]:
         """Sources whose bot wall refused us, with how many properties: never to be read as '0 photos'."""
-        return {name: s.failures["source_blocked"] for name, s in sorted(self.by_source.items())
-                if s.failures.get("source_blocked")}
+        return {
+            name: s.failures["source_blocked"]
+            for name, s in sorted(self.by_source.items())
+            if s.failures.get("source_blocked")
+        }
 
     @property
     def success_rate(self) -> float:
@@ -191,8 +194,11 @@ class ExtractionResult:
 
 
 def _schema(cls: type) -> tuple[StatField, ...]:
-    return tuple(StatField(f.name, f.metadata["label"], f.metadata["help"], f.metadata["kind"])
-                 for f in fields(cls) if f.metadata)
+    return tuple(
+        StatField(f.name, f.metadata["label"], f.metadata["help"], f.metadata["kind"])
+        for f in fields(cls)
+        if f.metadata
+    )
 
 
 SOURCE_FIELDS: tuple[StatField, ...] = _schema(SourceStats)
@@ -200,9 +206,13 @@ SOURCE_FIELDS: tuple[StatField, ...] = _schema(SourceStats)
 RUN_FIELDS: tuple[StatField, ...] = _schema(ExtractionResult)
 """The run's image counters, in display order."""
 SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
-    ("properties", "total_properties"), ("completed", "properties_completed"), ("failed", "properties_failed"),
-    ("skipped (resume)", "properties_skipped"), ("bad rows", "bad_rows"),
+    ("properties", "total_properties"),
+    ("completed", "properties_completed"),
+    ("failed", "properties_failed"),
+    ("skipped (resume)", "properties_skipped"),
+    ("bad rows", "bad_rows"),
     *((f.label, f.name) for f in RUN_FIELDS),
-    ("duration (s)", "duration_seconds"), ("success rate (%)", "success_rate"),
+    ("duration (s)", "duration_seconds"),
+    ("success rate (%)", "success_rate"),
 )
 """(label, key) of the run result's totals, as the terminal and the report show them."""

@@ -51,8 +51,13 @@ class ManifestManager:
         self.key = run.manifest
         self.failures_key = run.image_failures
 
-    def set_property(self, pipe: redis.client.Pipeline, property_id: str, entries: list[ManifestEntry],
-                     failures: list[dict[str, Any]]) -> None:
+    def set_property(
+        self,
+        pipe: redis.client.Pipeline,
+        property_id: str,
+        entries: list[ManifestEntry],
+        failures: list[dict[str, Any]],
+    ) -> None:
         """Replace the property's rows and its image failures (the manifest of failures)."""
         pipe.hset(self.key, property_id, json.dumps([e.to_dict() for e in entries], sort_keys=True))
         if failures:
@@ -68,8 +73,10 @@ class ManifestManager:
         pipe.hmget(self.key, property_ids)
         pipe.hmget(self.failures_key, property_ids)
         rows, failures = pipe.execute()
-        return {pid: (json.loads(r) if r else [], json.loads(f) if f else [])
-                for pid, r, f in zip(property_ids, rows, failures, strict=True)}
+        return {
+            pid: (json.loads(r) if r else [], json.loads(f) if f else [])
+            for pid, r, f in zip(property_ids, rows, failures, strict=True)
+        }
 
     def failures(self) -> Iterator[dict[str, Any]]:
         for _, raw in self.client.hscan_iter(self.failures_key, count=500):
@@ -91,8 +98,12 @@ class ManifestManager:
 
     def _resolved(self, batch: list[ManifestEntry]) -> list[ManifestEntry]:
         files = kept_files(self.client, [e.duplicate_of or e.sha256 for e in batch])
-        return [replace(e, raw_key=files[c][0], processed_key=files[c][1]) if (c := e.duplicate_of or e.sha256) in files
-                else e for e in batch]
+        return [
+            replace(e, raw_key=files[c][0], processed_key=files[c][1])
+            if (c := e.duplicate_of or e.sha256) in files
+            else e
+            for e in batch
+        ]
 
     def reset(self, pipe: redis.client.Pipeline) -> None:
         pipe.delete(self.key, self.failures_key)

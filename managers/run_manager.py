@@ -74,15 +74,30 @@ class RunManager:
         """Open a new submission (generation) of the run; ``reset`` forgets earlier progress."""
         pipe = self.client.pipeline(transaction=True)
         if reset:
-            pipe.unlink(self.counters_key, self.merged_key, self.pstats_key, self.result_key,
-                        self.bad_rows_key, self.keys.manifest, self.keys.image_failures)
+            pipe.unlink(
+                self.counters_key,
+                self.merged_key,
+                self.pstats_key,
+                self.result_key,
+                self.bad_rows_key,
+                self.keys.manifest,
+                self.keys.image_failures,
+            )
             StateManager(self.client, self.run_id).reset(pipe)
             pipe.hdel(self.meta_key, "started_at")
         now = _now()
         pipe.hincrby(self.meta_key, "generation", 1)
         pipe.hsetnx(self.meta_key, "started_at", now)
-        pipe.hset(self.meta_key, mapping={"run_id": self.run_id, "input": input_file, "status": "submitting",
-                                          "sources": json.dumps(sources), "submitted_at": now})
+        pipe.hset(
+            self.meta_key,
+            mapping={
+                "run_id": self.run_id,
+                "input": input_file,
+                "status": "submitting",
+                "sources": json.dumps(sources),
+                "submitted_at": now,
+            },
+        )
         pipe.hdel(self.meta_key, "finished_at")
         pipe.delete(self.result_key)
         pipe.zadd(keys.RUNS, {self.run_id: datetime.now(UTC).timestamp()})
@@ -95,12 +110,28 @@ class RunManager:
         raw = self.client.get(self.keys.window(generation, index))
         return json.loads(raw) if raw else []
 
-    def finish_submission(self, generation: int, *, total_properties: int, skipped: int, windows: int,
-                          in_flight: int, bad_rows: list[dict[str, Any]]) -> None:
+    def finish_submission(
+        self,
+        generation: int,
+        *,
+        total_properties: int,
+        skipped: int,
+        windows: int,
+        in_flight: int,
+        bad_rows: list[dict[str, Any]],
+    ) -> None:
         """Record the submission's size; the first ``in_flight`` windows are the caller's to send."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.meta_key, mapping={"total_properties": total_properties, "properties_skipped": skipped,
-                                          "windows": windows, "bad_rows": len(bad_rows), "status": "running"})
+        pipe.hset(
+            self.meta_key,
+            mapping={
+                "total_properties": total_properties,
+                "properties_skipped": skipped,
+                "windows": windows,
+                "bad_rows": len(bad_rows),
+                "status": "running",
+            },
+        )
         pipe.set(self.keys.next_window(generation), min(in_flight, windows))
         pipe.delete(self.bad_rows_key)
         for row in bad_rows[:1000]:
@@ -109,8 +140,7 @@ class RunManager:
 
     def next_for(self, generation: int, index: int) -> int | None:
         """The window that window ``index``'s callback sends next: claimed once, the same on a rerun."""
-        follow = int(self._chain(keys=[self.keys.chained(generation),
-                                       self.keys.next_window(generation)], args=[index]))
+        follow = int(self._chain(keys=[self.keys.chained(generation), self.keys.next_window(generation)], args=[index]))
         return follow if follow < self.window_count() else None
 
     def window_count(self) -> int:
@@ -137,8 +167,7 @@ class RunManager:
         return meta[0] == "finished" and meta[1] == str(generation)
 
     # --- stats ----------------------------------------------------------------------------------
-    def record_property_stats(self, pipe: redis.client.Pipeline, property_id: str,
-                              counters: dict[str, int]) -> None:
+    def record_property_stats(self, pipe: redis.client.Pipeline, property_id: str, counters: dict[str, int]) -> None:
         """The counters of a property's latest attempt, for a callback that lacks its result.
 
         Recording an outcome also clears the property's delivery count: only tasks killed before
@@ -146,8 +175,6 @@ class RunManager:
         """
         pipe.hset(self.pstats_key, property_id, json.dumps(counters, sort_keys=True))
         pipe.hdel(self.deliveries_key, property_id)
-
-
 
     def property_stats(self, property_ids: list[str]) -> dict[str, dict[str, int]]:
         if not property_ids:
@@ -159,8 +186,9 @@ class RunManager:
         """Merge per-property counters into the run's; returns how many properties changed."""
         pipe = self.client.pipeline(transaction=False)
         for pid, counters in stats.items():
-            self._merge(keys=[self.merged_key, self.counters_key],
-                        args=[pid, json.dumps(counters, sort_keys=True)], client=pipe)
+            self._merge(
+                keys=[self.merged_key, self.counters_key], args=[pid, json.dumps(counters, sort_keys=True)], client=pipe
+            )
         return sum(int(x) for x in pipe.execute())
 
     def counters(self) -> dict[str, int]:

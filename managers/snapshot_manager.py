@@ -46,6 +46,7 @@ class SnapshotManager:
 
     def write_full(self) -> str:
         """Everything: every run with all its properties, and the whole hash index."""
+
         def lines() -> Iterator[dict[str, Any]]:
             for run_id in self.client.zrange(keys.RUNS, 0, -1):
                 yield self._run_line(run_id)
@@ -55,11 +56,12 @@ class SnapshotManager:
                 ids |= set(self.client.hkeys(run.manifest))
                 ordered = sorted(ids)
                 for start in range(0, len(ordered), 1000):
-                    yield from self._property_lines(run_id, ordered[start:start + 1000])
+                    yield from self._property_lines(run_id, ordered[start : start + 1000])
             records = self.client.scan_iter(keys.IMAGE_PREFIX + "*", count=1000)
             shas = [k.removeprefix(keys.IMAGE_PREFIX) for k in records]
             for start in range(0, len(shas), 1000):
-                yield from self._image_lines(shas[start:start + 1000])
+                yield from self._image_lines(shas[start : start + 1000])
+
         return self._put("full", lines())
 
     def _put(self, label: str, lines: Iterable[dict[str, Any]]) -> str:
@@ -77,8 +79,14 @@ class SnapshotManager:
 
     def _run_line(self, run_id: str) -> dict[str, Any]:
         runs = RunManager(self.client, run_id)
-        return {"type": "run", "run_id": run_id, "meta": runs.meta(), "counters": runs.counters(),
-                "result": runs.final_result(), "bad_rows": runs.bad_rows()}
+        return {
+            "type": "run",
+            "run_id": run_id,
+            "meta": runs.meta(),
+            "counters": runs.counters(),
+            "result": runs.final_result(),
+            "bad_rows": runs.bad_rows(),
+        }
 
     def _property_lines(self, run_id: str, property_ids: list[str]) -> list[dict[str, Any]]:
         if not property_ids:
@@ -92,11 +100,20 @@ class SnapshotManager:
         pipe.hmget(run.pstats, property_ids)
         pipe.hmget(run.merged, property_ids)
         completed, failed, pstats, merged = pipe.execute()
-        return [{"type": "property", "run_id": run_id, "property_id": pid, "completed": bool(done),
-                 "failed": json.loads(fail) if fail else None, "manifest": rows[pid][0],
-                 "image_failures": rows[pid][1], "pstats": json.loads(ps) if ps else None,
-                 "merged": json.loads(mg) if mg else None}
-                for pid, done, fail, ps, mg in zip(property_ids, completed, failed, pstats, merged, strict=True)]
+        return [
+            {
+                "type": "property",
+                "run_id": run_id,
+                "property_id": pid,
+                "completed": bool(done),
+                "failed": json.loads(fail) if fail else None,
+                "manifest": rows[pid][0],
+                "image_failures": rows[pid][1],
+                "pstats": json.loads(ps) if ps else None,
+                "merged": json.loads(mg) if mg else None,
+            }
+            for pid, done, fail, ps, mg in zip(property_ids, completed, failed, pstats, merged, strict=True)
+        ]
 
     def _image_lines(self, shas: list[str]) -> list[dict[str, Any]]:
         pipe = self.client.pipeline(transaction=False)
@@ -109,7 +126,7 @@ class SnapshotManager:
         """The last full snapshot and every file written after it, in order."""
         files = sorted(k for k in self.store.keys(PREFIX) if k.endswith(".jsonl"))
         fulls = [i for i, k in enumerate(files) if k.endswith("-full.jsonl")]
-        return files[fulls[-1]:] if fulls else files
+        return files[fulls[-1] :] if fulls else files
 
     def restore(self, dedup: ImageDeduplicator) -> dict[str, int]:
         """Rebuild runs, state, manifest and index from the snapshots into this (empty) Redis."""

@@ -44,8 +44,15 @@ return 0
 class SourceLimiter:
     """Takes a token before each request to one source; pauses the source for everyone on 429."""
 
-    def __init__(self, client: redis.Redis, source: str, rate: float, *, burst: float | None = None,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        source: str,
+        rate: float,
+        *,
+        burst: float | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self.client = client
         self.source = source
         self.rate = rate

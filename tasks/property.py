@@ -52,7 +52,7 @@ def extract_property(self: Task, run_id: str, prop: dict[str, Any], sources: lis
         # Infrastructure, not the property: try again later rather than record a false failure.
         if self.request.retries < self.max_retries:
             log.warning("infrastructure error on %s, retrying: %s", pid, exc)
-            raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
+            raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
         outcome = _record_failure(run_id, pid, "infrastructure", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug must fail this property, not the whole window
         log.exception("unexpected error on property %s", pid)

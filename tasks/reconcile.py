@@ -39,8 +39,10 @@ def reconcile(client: redis.Redis, run_id: str) -> Reconciled:
         raise ConfigError(f"no run {run_id!r} in this Redis")
     status = meta.get("status")
     if status in ("submitting", "rejected", "interrupted"):
-        raise ConfigError(f"run {run_id} was not fully submitted ({status}); submit it again with "
-                          f"`homeshots backfill {meta.get('input', 'FILE')} --run-id {run_id}`")
+        raise ConfigError(
+            f"run {run_id} was not fully submitted ({status}); submit it again with "
+            f"`homeshots backfill {meta.get('input', 'FILE')} --run-id {run_id}`"
+        )
     out = Reconciled()
     generation = runs.generation()
     if runs.is_finished(generation):

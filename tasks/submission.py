@@ -44,8 +44,16 @@ def default_run_id(path: Path, sources: list[str]) -> str:
     return f"run-{digest.hexdigest()[:12]}"
 
 
-def submit_backfill(client: redis.Redis, settings: Settings, path: Path, *, run_id: str, sources: list[str],
-                    resume: bool, skip_bad_rows: bool) -> Submission:
+def submit_backfill(
+    client: redis.Redis,
+    settings: Settings,
+    path: Path,
+    *,
+    run_id: str,
+    sources: list[str],
+    resume: bool,
+    skip_bad_rows: bool,
+) -> Submission:
     """Register the run and send its first windows; the windows' callbacks send the rest."""
 
     runs = RunManager(client, run_id)
@@ -80,8 +88,14 @@ def submit_backfill(client: redis.Redis, settings: Settings, path: Path, *, run_
         _discard_windows(client, run_id, generation, windows)
         client.hset(runs.meta_key, "status", "rejected")
         raise
-    runs.finish_submission(generation, total_properties=total, skipped=skipped, windows=windows,
-                           in_flight=settings.windows_in_flight, bad_rows=bad)
+    runs.finish_submission(
+        generation,
+        total_properties=total,
+        skipped=skipped,
+        windows=windows,
+        in_flight=settings.windows_in_flight,
+        bad_rows=bad,
+    )
     for index, properties in enumerate(first):
         submit_window(client, run_id, generation, index, properties=properties, sources=sources)
     if windows == 0:
@@ -89,8 +103,14 @@ def submit_backfill(client: redis.Redis, settings: Settings, path: Path, *, run_
     return Submission(run_id, generation, total, skipped, total - skipped, windows, bad)
 
 
-def _write(runs: RunManager, generation: int, index: int, window: list[dict[str, Any]],
-           first: list[list[dict[str, Any]]], in_flight: int) -> int:
+def _write(
+    runs: RunManager,
+    generation: int,
+    index: int,
+    window: list[dict[str, Any]],
+    first: list[list[dict[str, Any]]],
+    in_flight: int,
+) -> int:
     """Store window ``index`` (kept in Redis so a callback or ``homeshots resume`` can send it) and
     remember it if it is one of the first ``in_flight``; returns the next index."""
     runs.write_window(generation, index, window)

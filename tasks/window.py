@@ -32,8 +32,15 @@ from tasks.property import extract_property
 log = logging.getLogger(__name__)
 
 
-def submit_window(client: redis.Redis, run_id: str, generation: int, index: int, *,
-                  properties: list[dict[str, Any]] | None = None, sources: list[str] | None = None) -> None:
+def submit_window(
+    client: redis.Redis,
+    run_id: str,
+    generation: int,
+    index: int,
+    *,
+    properties: list[dict[str, Any]] | None = None,
+    sources: list[str] | None = None,
+) -> None:
     """Send window ``index`` of a submission as one chord (header: one task per property).
 
     The submitter passes the window it has just written; a callback or the reconciler, which did
@@ -62,14 +69,28 @@ def send_finish(run_id: str, generation: int, index: int) -> None:
     finish_window.apply_async(([], run_id, generation, index), queue=CALLBACK_QUEUE)
 
 
-@app.task(name="homeshots.finish_window", bind=True, max_retries=None,
-          autoretry_for=(redis.RedisError, StoreError), retry_backoff=2, retry_backoff_max=60)
-def finish_window(self: Task, results: list[dict[str, Any]] | None, run_id: str, generation: int,
-                  index: int) -> dict[str, Any]:
+@app.task(
+    name="homeshots.finish_window",
+    bind=True,
+    max_retries=None,
+    autoretry_for=(redis.RedisError, StoreError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+)
+def finish_window(
+    self: Task, results: list[dict[str, Any]] | None, run_id: str, generation: int, index: int
+) -> dict[str, Any]:
     """Merge the window's stats into the run, send the next window, finalize after the last."""
     ctx = get_context()  # the process's Redis client and store, not new ones per callback
-    outcome = complete_window(ctx.redis, ctx.store, run_id, generation, index, results or [],
-                              may_wait=self.request.retries < ctx.settings.window_callback_max_waits)
+    outcome = complete_window(
+        ctx.redis,
+        ctx.store,
+        run_id,
+        generation,
+        index,
+        results or [],
+        may_wait=self.request.retries < ctx.settings.window_callback_max_waits,
+    )
     if outcome is None:
         # A redelivered duplicate can complete the chord early; wait for the real stragglers.
         raise self.retry(countdown=5)
@@ -83,8 +104,16 @@ def window_failed(*failure: Any, run_id: str, generation: int, index: int) -> No
     send_finish(run_id, generation, index)
 
 
-def complete_window(client: redis.Redis, store: Store, run_id: str, generation: int, index: int,
-                    results: list[dict[str, Any]], *, may_wait: bool) -> dict[str, Any] | None:
+def complete_window(
+    client: redis.Redis,
+    store: Store,
+    run_id: str,
+    generation: int,
+    index: int,
+    results: list[dict[str, Any]],
+    *,
+    may_wait: bool,
+) -> dict[str, Any] | None:
     """The callback's work; None means "some properties have no outcome yet, try again later"."""
     runs, state = RunManager(client, run_id), StateManager(client, run_id)
     property_ids = [p["property_id"] for p in runs.window_properties(generation, index)]
@@ -97,8 +126,11 @@ def complete_window(client: redis.Redis, store: Store, run_id: str, generation: 
         pipe = client.pipeline()
         state.mark_failed(pipe, pid, reason)
         pipe.execute()
-    stats = {r["property_id"]: r["counters"] for r in results
-             if isinstance(r, dict) and r.get("status") in ("completed", "failed")}
+    stats = {
+        r["property_id"]: r["counters"]
+        for r in results
+        if isinstance(r, dict) and r.get("status") in ("completed", "failed")
+    }
     stats |= runs.property_stats([pid for pid in property_ids if pid not in stats])
     merged = runs.merge({pid: stats.get(pid, {}) for pid in property_ids})
     SnapshotManager(client, store).write_window(run_id, property_ids)
@@ -136,8 +168,11 @@ def collect_garbage(client: redis.Redis, store: Store) -> int:
 def finalize_run(runs: RunManager, generation: int, store: Store) -> dict[str, Any]:
     """Write the run result durably (``metadata/runs/<id>/result.json``), then mark the run finished."""
     result = runs.final_result_draft()
-    store.put(f"metadata/runs/{runs.run_id}/result.json",
-              json.dumps(result, indent=2, sort_keys=True).encode(), overwrite=True)
+    store.put(
+        f"metadata/runs/{runs.run_id}/result.json",
+        json.dumps(result, indent=2, sort_keys=True).encode(),
+        overwrite=True,
+    )
     runs.finalize(generation, result)
     SnapshotManager(runs.client, store).write_run(runs.run_id)
     return result

@@ -22,8 +22,14 @@ from homeshots.ops.embedded import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str,
-               diagnostics: Callable[[], str] = lambda: "", poll: float = 0.1) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    diagnostics: Callable[[], str] = lambda: "",
+    poll: float = 0.1,
+) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` (and the diagnostics) after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -50,9 +56,22 @@ class RedisServer:
             pytest.fail("redis-server is not installed: run `make setup`")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -98,16 +117,41 @@ class Cluster:
         assert self.logs is not None
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO", "-P", "prefork",
-             f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", f"--hostname={name}@%h"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--loglevel=INFO",
+                "-P",
+                "prefork",
+                f"--concurrency={concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+                f"--hostname={name}@%h",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         self.workers.append(proc)
         return proc
 
-    def cli(self, *args: str, timeout: float = 180, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "homeshots", *args], env=env or self.env, cwd=cwd or ROOT,
-                              capture_output=True, text=True, timeout=timeout)
+    def cli(
+        self, *args: str, timeout: float = 180, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "homeshots", *args],
+            env=env or self.env,
+            cwd=cwd or ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def stop(self) -> None:
         for proc in self.workers:
@@ -131,15 +175,17 @@ class Cluster:
 
 def base_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOMESHOTS_", "AWS_"))}
-    env.update({
-        "HOMESHOTS_STORE_URL": f"file://{tmp_path / 'store'}",
-        "HOMESHOTS_EMBEDDED_DIR": str(tmp_path / "embedded"),
-        "HOMESHOTS_WINDOW_SIZE": "3",
-        "HOMESHOTS_MLS_MAX_RETRIES": "1",
-        "HOMESHOTS_WINDOW_CALLBACK_MAX_WAITS": "30",
-        "PYTHONPATH": str(ROOT),
-        "COLUMNS": "200",
-    })
+    env.update(
+        {
+            "HOMESHOTS_STORE_URL": f"file://{tmp_path / 'store'}",
+            "HOMESHOTS_EMBEDDED_DIR": str(tmp_path / "embedded"),
+            "HOMESHOTS_WINDOW_SIZE": "3",
+            "HOMESHOTS_MLS_MAX_RETRIES": "1",
+            "HOMESHOTS_WINDOW_CALLBACK_MAX_WAITS": "30",
+            "PYTHONPATH": str(ROOT),
+            "COLUMNS": "200",
+        }
+    )
     return env
 
 
@@ -175,8 +221,13 @@ def s3_server() -> Iterator[tuple[str, object]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     client.create_bucket(Bucket="homeshots-test")
     yield endpoint, client
     server.stop()

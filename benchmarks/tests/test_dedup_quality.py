@@ -115,8 +115,9 @@ def test_pair_counting_separates_rule_phash_alone_rooms_and_duplicates() -> None
 
 def test_pair_counting_only_checks_pixels_for_close_pairs() -> None:
     asked: list[tuple[int, int]] = []
-    pair_distances([(0, 0), (1, 0), (0xFFFF_FFFF, 0)], [None] * 3,
-                   lambda i, j: asked.append((i, j)) is not None, check_below=4)
+    pair_distances(
+        [(0, 0), (1, 0), (0xFFFF_FFFF, 0)], [None] * 3, lambda i, j: asked.append((i, j)) is not None, check_below=4
+    )
     assert asked == [(0, 1)]
 
 

@@ -52,8 +52,11 @@ def test_seed_state_round_trips_through_dict() -> None:
 # --- measurement helpers ----------------------------------------------------------------------------------
 def test_commandstats_delta_sums_calls_and_usec_and_skips_info() -> None:
     before = {"cmdstat_get": {"calls": 10, "usec": 100}, "cmdstat_info": {"calls": 1, "usec": 50}}
-    after = {"cmdstat_get": {"calls": 13, "usec": 160}, "cmdstat_info": {"calls": 3, "usec": 150},
-             "cmdstat_sadd": {"calls": 2, "usec": 8}}
+    after = {
+        "cmdstat_get": {"calls": 13, "usec": 160},
+        "cmdstat_info": {"calls": 3, "usec": 150},
+        "cmdstat_sadd": {"calls": 2, "usec": 8},
+    }
     assert commandstats_delta(before, after) == (5, 68.0)
 
 

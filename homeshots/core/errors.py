@@ -146,4 +146,3 @@ class SourceBlockedError(SourceFailedError):
     """The source refused us with its bot wall (PerimeterX page, 403 challenge)."""
 
     kind = "blocked"
-

@@ -16,8 +16,11 @@ SOURCES: tuple[str, ...] = ("mls", "maricopa", "zillow", "redfin")
 
 def _legacy(default: Any, name: str, **constraints: Any) -> Any:
     """A ``mls_*`` field that also reads the ``HOMESHOTS_RESO_<name>`` variable it had before."""
-    return Field(default, validation_alias=AliasChoices(f"HOMESHOTS_MLS_{name}", f"HOMESHOTS_RESO_{name}",
-                                                        f"mls_{name.lower()}"), **constraints)
+    return Field(
+        default,
+        validation_alias=AliasChoices(f"HOMESHOTS_MLS_{name}", f"HOMESHOTS_RESO_{name}", f"mls_{name.lower()}"),
+        **constraints,
+    )
 
 
 def _split_csv(value: object) -> object:
@@ -173,17 +176,24 @@ class Settings(BaseSettings):
         """How to talk to ``source``: its shared rate, timeout, retries, User-Agent and proxy."""
         timeout = self.mls_timeout if source == "mls" else getattr(self, f"{source}_timeout")
         retries = self.mls_max_retries if source == "mls" else self.source_max_retries
-        return SourcePolicy(source=source, rate=getattr(self, f"{source}_rate"), timeout=timeout,
-                            max_retries=retries, user_agent=getattr(self, f"{source}_user_agent") or self.user_agent,
-                            proxy_url=getattr(self, f"{source}_proxy_url"))
+        return SourcePolicy(
+            source=source,
+            rate=getattr(self, f"{source}_rate"),
+            timeout=timeout,
+            max_retries=retries,
+            user_agent=getattr(self, f"{source}_user_agent") or self.user_agent,
+            proxy_url=getattr(self, f"{source}_proxy_url"),
+        )
 
     @model_validator(mode="after")
     def _limits_fit(self) -> Settings:
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("HOMESHOTS_TASK_SOFT_TIME_LIMIT must be below HOMESHOTS_TASK_TIME_LIMIT")
         if self.visibility_timeout is not None and self.visibility_timeout <= self.task_time_limit:
-            raise ValueError("HOMESHOTS_VISIBILITY_TIMEOUT must exceed HOMESHOTS_TASK_TIME_LIMIT, or a slow "
-                             "task is handed to a second worker while the first still runs it")
+            raise ValueError(
+                "HOMESHOTS_VISIBILITY_TIMEOUT must exceed HOMESHOTS_TASK_TIME_LIMIT, or a slow "
+                "task is handed to a second worker while the first still runs it"
+            )
         return self
 
     @property

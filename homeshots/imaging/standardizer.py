@@ -178,9 +178,7 @@ class ImageStandardizer:
             im = Image.open(io.BytesIO(data))
             width, height = im.size
         if width * height > self.max_pixels:
-            raise ImageError(
-                f"image too large: {width}x{height} is {width * height} pixels, limit {self.max_pixels}"
-            )
+            raise ImageError(f"image too large: {width}x{height} is {width * height} pixels, limit {self.max_pixels}")
         with _decode_errors():
             box = draft_size(width, height, self.max_dimension)
             if box is not None and im.format in ("JPEG", "MPO"):
@@ -198,8 +196,7 @@ class ImageStandardizer:
         """Encode with explicit options only, so no metadata reaches the file."""
         buf = io.BytesIO()
         if self.output_format == "PNG":
-            im.save(buf, "PNG", compress_level=self.png_compress_level,
-                    compress_type=PNG_STRATEGIES[self.png_strategy])
+            im.save(buf, "PNG", compress_level=self.png_compress_level, compress_type=PNG_STRATEGIES[self.png_strategy])
         elif self.output_format == "JPEG":
             im.save(buf, "JPEG", quality=self.jpeg_quality, optimize=False)
         else:

@@ -18,9 +18,16 @@ RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 class Downloader:
     """Fetches image bytes. Shares the worker's httpx client (keep-alive across tasks)."""
 
-    def __init__(self, client: httpx.AsyncClient, guard: URLGuard, *, max_bytes: int,
-                 max_redirects: int = 5, retries: int = 2,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        guard: URLGuard,
+        *,
+        max_bytes: int,
+        max_redirects: int = 5,
+        retries: int = 2,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.client = client
         self.guard = guard
         self.max_bytes = max_bytes
@@ -49,8 +56,9 @@ class Downloader:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
-                            raise FetchFailedError(url, f"HTTP {response.status_code} without Location",
-                                                   kind="redirect")
+                            raise FetchFailedError(
+                                url, f"HTTP {response.status_code} without Location", kind="redirect"
+                            )
                         current = urljoin(current, location)
                         continue
                     if response.status_code != 200:
@@ -67,8 +75,9 @@ class Downloader:
     async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise FetchFailedError(url, f"body of {declared} bytes exceeds the {self.max_bytes} byte cap",
-                                   kind="too_large")
+            raise FetchFailedError(
+                url, f"body of {declared} bytes exceeds the {self.max_bytes} byte cap", kind="too_large"
+            )
         chunks: list[bytes] = []
         total = 0
         async for chunk in response.aiter_bytes():

@@ -161,5 +161,6 @@ async def fetch(
             wait,
         )
         await sleep(wait)
-    raise SourceUnavailableError(source, property_id, f"{last_problem} (gave up after {max_retries + 1} attempts)",
-                                 kind=last_kind)
+    raise SourceUnavailableError(
+        source, property_id, f"{last_problem} (gave up after {max_retries + 1} attempts)", kind=last_kind
+    )

@@ -48,8 +48,9 @@ def main() -> None:
 @click.option("--run-id", help="Run id (default: derived from the file and sources, so re-running resumes).")
 @click.option("--wait/--no-wait", default=True, help="Show progress until the run result is written.")
 @click.option("--skip-bad-rows", is_flag=True, help="Record bad rows in the run result instead of stopping.")
-def backfill(properties_file: Path, sources: str | None, resume: bool, run_id: str | None, wait: bool,
-             skip_bad_rows: bool) -> None:
+def backfill(
+    properties_file: Path, sources: str | None, resume: bool, run_id: str | None, wait: bool, skip_bad_rows: bool
+) -> None:
     """Submit a backfill of PROPERTIES_FILE (CSV or JSON lines) as windows of Celery chords."""
 
     settings = get_settings()
@@ -65,14 +66,23 @@ def backfill(properties_file: Path, sources: str | None, resume: bool, run_id: s
     run_id = run_id or default_run_id(properties_file, chosen)
     with open_session(workers=True) as session:
         try:
-            sub = submit_backfill(session.client, session.settings, properties_file, run_id=run_id,
-                                  sources=chosen, resume=resume, skip_bad_rows=skip_bad_rows)
+            sub = submit_backfill(
+                session.client,
+                session.settings,
+                properties_file,
+                run_id=run_id,
+                sources=chosen,
+                resume=resume,
+                skip_bad_rows=skip_bad_rows,
+            )
         except InputError as exc:
             err.print(f"[red]bad input:[/red] {exc}")
             sys.exit(2)
-        console.print(f"run [bold]{run_id}[/bold]: {sub.total_properties} properties, {sub.skipped} already "
-                      f"completed, {sub.to_process} to process in {sub.windows} window(s)"
-                      + (f", {len(sub.bad_rows)} bad row(s) skipped" if sub.bad_rows else ""))
+        console.print(
+            f"run [bold]{run_id}[/bold]: {sub.total_properties} properties, {sub.skipped} already "
+            f"completed, {sub.to_process} to process in {sub.windows} window(s)"
+            + (f", {len(sub.bad_rows)} bad row(s) skipped" if sub.bad_rows else "")
+        )
         if not wait:
             console.print(f"submitted; follow it with: homeshots status {run_id}")
             return
@@ -86,31 +96,45 @@ def _wait(session: Session, run_id: str) -> None:
     client, workers = session.client, session.workers
     runs, state = RunManager(client, run_id), StateManager(client, run_id)
     total = int(runs.meta().get("total_properties", 0))
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), RateColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        RateColumn(),
+        TimeRemainingColumn(),
+    ]
     last_progress, last_change = None, time.monotonic()
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("properties", total=total, detail="")
         while runs.meta().get("status") != "finished":
             summary = state.summary()
             stored = runs.counters().get(STORED, 0)
-            progress.update(bar, completed=min(total, summary.completed + summary.failed),
-                            detail=f"failed {summary.failed}, images stored {stored}")
+            progress.update(
+                bar,
+                completed=min(total, summary.completed + summary.failed),
+                detail=f"failed {summary.failed}, images stored {stored}",
+            )
             marker = (summary.completed, summary.failed, len(runs.done_windows(runs.generation())))
             if marker != last_progress:
                 last_progress, last_change = marker, time.monotonic()
             elif time.monotonic() - last_change > session.settings.stall_seconds:
                 fixed = reconcile(client, run_id)
                 if fixed.anything:
-                    progress.console.print(f"no progress for {session.settings.stall_seconds:.0f}s: re-sent "
-                                           f"callbacks {fixed.callbacks_sent}, windows {fixed.windows_resent}")
+                    progress.console.print(
+                        f"no progress for {session.settings.stall_seconds:.0f}s: re-sent "
+                        f"callbacks {fixed.callbacks_sent}, windows {fixed.windows_resent}"
+                    )
                 last_change = time.monotonic()
             if workers is not None and not workers.alive():
                 raise click.ClickException("the embedded workers stopped; see homeshots-data/logs/worker.log")
             time.sleep(0.5)
         summary = state.summary()
-        progress.update(bar, completed=min(total, summary.completed + summary.failed),
-                        detail=f"failed {summary.failed}, images stored {runs.counters().get(STORED, 0)}")
+        progress.update(
+            bar,
+            completed=min(total, summary.completed + summary.failed),
+            detail=f"failed {summary.failed}, images stored {runs.counters().get(STORED, 0)}",
+        )
 
 
 def _show(client: redis.Redis, run_id: str, *, as_json: bool) -> None:
@@ -123,8 +147,12 @@ def _show(client: redis.Redis, run_id: str, *, as_json: bool) -> None:
     result = result or runs.current_result().to_dict()
     failures = list(StateManager(client, run_id).failures())
     if as_json:
-        out = {"status": meta.get("status"), "result": result, "bad_rows": runs.bad_rows(),
-               "failed_properties": dict(failures)}
+        out = {
+            "status": meta.get("status"),
+            "result": result,
+            "bad_rows": runs.bad_rows(),
+            "failed_properties": dict(failures),
+        }
         click.echo(json.dumps(out, indent=2, sort_keys=True))
         return
     where = open_store(get_settings()).location("processed")
@@ -144,8 +172,10 @@ def resume(run_id: str, wait: bool) -> None:
         raise click.UsageError("--no-wait needs HOMESHOTS_REDIS_URL: embedded workers stop when this command ends")
     with open_session(workers=True) as session:
         fixed = reconcile(session.client, run_id)
-        console.print(f"run {run_id}: re-sent callbacks of windows {fixed.callbacks_sent or '-'}, "
-                      f"windows {fixed.windows_resent or '-'}" + (", finalized" if fixed.finalized else ""))
+        console.print(
+            f"run {run_id}: re-sent callbacks of windows {fixed.callbacks_sent or '-'}, "
+            f"windows {fixed.windows_resent or '-'}" + (", finalized" if fixed.finalized else "")
+        )
         if wait:
             _wait(session, run_id)
             _show(session.client, run_id, as_json=False)
@@ -170,9 +200,12 @@ def restore(force: bool) -> None:
             raise click.ClickException("this Redis is not empty; restore into an empty one (or --force)")
         s = session.settings
         counts = SnapshotManager(session.client, open_store(s)).restore(
-            ImageDeduplicator(session.client, s.dedup_threshold, s.dedup_dhash_threshold))
-        console.print(f"restored {counts['runs']} run records, {counts['properties']} property records and "
-                      f"{counts['images']} index records from {counts['files']} snapshot files")
+            ImageDeduplicator(session.client, s.dedup_threshold, s.dedup_dhash_threshold)
+        )
+        console.print(
+            f"restored {counts['runs']} run records, {counts['properties']} property records and "
+            f"{counts['images']} index records from {counts['files']} snapshot files"
+        )
 
 
 @main.command()
@@ -229,8 +262,9 @@ def metrics(address: str, port: int) -> None:
 
 @main.command()
 @click.argument("run_id")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
-              show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"), show_default=True
+)
 @click.option("--limit", default=200, show_default=True, help="Properties shown in the contact sheets.")
 def report(run_id: str, output: Path, limit: int) -> None:
     """Write a self-contained HTML report of RUN_ID: result, failures, contact sheets, merged duplicates."""
@@ -245,7 +279,6 @@ def report(run_id: str, output: Path, limit: int) -> None:
 
 def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
-
 
 
 def run() -> None:

@@ -29,8 +29,10 @@ def progress_line(result: dict[str, Any], meta: dict[str, str]) -> str:
     fresh = done - int(result.get("properties_skipped", 0))
     rate = fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
     eta = f"{(total - done) / rate:.0f}s" if rate else "?"
-    return (f"progress: {done}/{total} properties ({result.get('properties_failed', 0)} failed), "
-            f"{result.get('images_stored', 0)} images stored, {rate:.1f} properties/s, ETA {eta}")
+    return (
+        f"progress: {done}/{total} properties ({result.get('properties_failed', 0)} failed), "
+        f"{result.get('images_stored', 0)} images stored, {rate:.1f} properties/s, ETA {eta}"
+    )
 
 
 def print_result(console: Console, result: dict[str, Any], *, status: str, where: str | None = None) -> None:
@@ -51,8 +53,10 @@ def print_result(console: Console, result: dict[str, Any], *, status: str, where
         sources.add_row(name, *(str(stats.get(column.name, 0)) for column in SOURCE_FIELDS), kinds)
     console.print(sources)
     for source, count in result.get("blocked_sources", {}).items():
-        console.print(f"[bold red]BLOCKED:[/bold red] {source} refused {count} propert{'y' if count == 1 else 'ies'} "
-                      "with its bot wall; those properties have no photos from it (see failures, or use a proxy)")
+        console.print(
+            f"[bold red]BLOCKED:[/bold red] {source} refused {count} propert{'y' if count == 1 else 'ies'} "
+            "with its bot wall; those properties have no photos from it (see failures, or use a proxy)"
+        )
     if where:
         console.print(f"images: {where}")
 

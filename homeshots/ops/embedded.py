@@ -59,15 +59,35 @@ class EmbeddedRedis:
             return self.url
         binary = shutil.which("redis-server")
         if not binary:
-            raise ConfigError("redis-server is not on PATH: run `make setup` (it installs one), "
-                              "or set HOMESHOTS_REDIS_URL to a Redis you run")
+            raise ConfigError(
+                "redis-server is not on PATH: run `make setup` (it installs one), "
+                "or set HOMESHOTS_REDIS_URL to a Redis you run"
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 30
@@ -120,10 +140,25 @@ class EmbeddedWorkers:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO",
-                 f"--concurrency={self.concurrency}", "--pool=prefork", "-E", "--without-gossip",
-                 "--without-mingle", f"--hostname=embedded-{os.getpid()}@%h"],
-                env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "celery_app",
+                    "worker",
+                    "--loglevel=INFO",
+                    f"--concurrency={self.concurrency}",
+                    "--pool=prefork",
+                    "-E",
+                    "--without-gossip",
+                    "--without-mingle",
+                    f"--hostname=embedded-{os.getpid()}@%h",
+                ],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
 

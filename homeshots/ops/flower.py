@@ -26,15 +26,30 @@ def flower_command(settings: Settings, address: str, port: int) -> tuple[list[st
             raise ConfigError("HOMESHOTS_FLOWER_BASIC_AUTH must be user:password[,user2:password2]")
         env["FLOWER_BASIC_AUTH"] = basic
     elif settings.flower_auth and settings.flower_oauth2_key:
-        env |= {"FLOWER_AUTH": settings.flower_auth, "FLOWER_OAUTH2_KEY": settings.flower_oauth2_key,
-                "FLOWER_OAUTH2_SECRET": settings.flower_oauth2_secret.get_secret_value(),
-                "FLOWER_OAUTH2_REDIRECT_URI": settings.flower_oauth2_redirect_uri or "",
-                "FLOWER_AUTH_PROVIDER": settings.flower_auth_provider}
+        env |= {
+            "FLOWER_AUTH": settings.flower_auth,
+            "FLOWER_OAUTH2_KEY": settings.flower_oauth2_key,
+            "FLOWER_OAUTH2_SECRET": settings.flower_oauth2_secret.get_secret_value(),
+            "FLOWER_OAUTH2_REDIRECT_URI": settings.flower_oauth2_redirect_uri or "",
+            "FLOWER_AUTH_PROVIDER": settings.flower_auth_provider,
+        }
     else:
-        raise ConfigError("refusing to start Flower without authentication: set HOMESHOTS_FLOWER_BASIC_AUTH="
-                          "user:password, or HOMESHOTS_FLOWER_AUTH with the HOMESHOTS_FLOWER_OAUTH2_* settings")
-    cmd = [sys.executable, "-m", "celery", "-A", "celery_app", "flower", f"--address={address}", f"--port={port}",
-           "--persistent=False", "--purge_offline_workers=300"]
+        raise ConfigError(
+            "refusing to start Flower without authentication: set HOMESHOTS_FLOWER_BASIC_AUTH="
+            "user:password, or HOMESHOTS_FLOWER_AUTH with the HOMESHOTS_FLOWER_OAUTH2_* settings"
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_app",
+        "flower",
+        f"--address={address}",
+        f"--port={port}",
+        "--persistent=False",
+        "--purge_offline_workers=300",
+    ]
     return cmd, env
 
 

@@ -36,14 +36,19 @@ class HomeshotsCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         yield self._queues()
         props = GaugeMetricFamily("homeshots_run_properties", "Properties of a run by state", labels=["run", "state"])
-        images = GaugeMetricFamily("homeshots_run_images", "Images of a run by source and outcome",
-                                   labels=["run", "source", "kind"])
+        images = GaugeMetricFamily(
+            "homeshots_run_images", "Images of a run by source and outcome", labels=["run", "source", "kind"]
+        )
         finished = GaugeMetricFamily("homeshots_run_finished", "1 once the run result is written", labels=["run"])
         for run_id in self.client.zrevrange(keys.RUNS, 0, self.recent_runs - 1):
             runs = RunManager(self.client, run_id)
             result = runs.current_result()
-            for state, value in (("total", result.total_properties), ("completed", result.properties_completed),
-                                 ("failed", result.properties_failed), ("skipped", result.properties_skipped)):
+            for state, value in (
+                ("total", result.total_properties),
+                ("completed", result.properties_completed),
+                ("failed", result.properties_failed),
+                ("skipped", result.properties_skipped),
+            ):
                 props.add_metric([run_id, state], float(value))
             for source, stats in result.by_source.items():
                 for column in IMAGE_FIELDS:
@@ -52,8 +57,11 @@ class HomeshotsCollector(Collector):
         yield props
         yield images
         yield finished
-        waits = CounterMetricFamily("homeshots_token_bucket_wait_seconds", "Seconds workers waited for a "
-                                    "source's cluster-wide rate limit", labels=["source"])
+        waits = CounterMetricFamily(
+            "homeshots_token_bucket_wait_seconds",
+            "Seconds workers waited for a source's cluster-wide rate limit",
+            labels=["source"],
+        )
         for source, seconds in self.client.hgetall(keys.BUCKET_WAITS).items():
             waits.add_metric([source], float(seconds))
         yield waits

@@ -26,11 +26,24 @@ from managers.run_manager import RunManager
 from managers.state_manager import StateManager
 
 THUMB = 256
-_ENV = Environment(loader=PackageLoader("homeshots.ops", "templates"), autoescape=select_autoescape(["j2", "html"]),
-                   trim_blocks=True, lstrip_blocks=True)
-_REPORT_ROWS = ("total_properties", "properties_completed", "properties_failed", "properties_skipped",
-                "total_images", "unique_images", "duplicate_images", "copies_upgraded", "failed_downloads",
-                "duration_seconds")
+_ENV = Environment(
+    loader=PackageLoader("homeshots.ops", "templates"),
+    autoescape=select_autoescape(["j2", "html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_REPORT_ROWS = (
+    "total_properties",
+    "properties_completed",
+    "properties_failed",
+    "properties_skipped",
+    "total_images",
+    "unique_images",
+    "duplicate_images",
+    "copies_upgraded",
+    "failed_downloads",
+    "duration_seconds",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +69,31 @@ class ReportBuilder:
         result = result or runs.current_result().to_dict()
         rows = list(ManifestManager(self.client, self.run_id).entries())
         return _ENV.get_template("report.html.j2").render(
-            run_id=self.run_id, meta=meta, **self._result(result), failures=self._failures(),
-            **self._contact_sheets(rows), **self._duplicates(rows))
+            run_id=self.run_id,
+            meta=meta,
+            **self._result(result),
+            failures=self._failures(),
+            **self._contact_sheets(rows),
+            **self._duplicates(rows),
+        )
 
     @staticmethod
     def _result(result: dict[str, Any]) -> dict[str, Any]:
         labels = dict((key, label) for label, key in SUMMARY_ROWS)
-        sources = [{"name": name, "values": [s.get(c.name, 0) for c in SOURCE_FIELDS],
-                    "failures": ", ".join(f"{k}={v}" for k, v in sorted(s.get("failures", {}).items()))}
-                   for name, s in result.get("by_source", {}).items()]
-        return {"totals": [(labels[key], result.get(key, 0)) for key in _REPORT_ROWS],
-                "source_columns": SOURCE_FIELDS, "sources": sources,
-                "blocked": sorted(result.get("blocked_sources", {}).items())}
+        sources = [
+            {
+                "name": name,
+                "values": [s.get(c.name, 0) for c in SOURCE_FIELDS],
+                "failures": ", ".join(f"{k}={v}" for k, v in sorted(s.get("failures", {}).items())),
+            }
+            for name, s in result.get("by_source", {}).items()
+        ]
+        return {
+            "totals": [(labels[key], result.get(key, 0)) for key in _REPORT_ROWS],
+            "source_columns": SOURCE_FIELDS,
+            "sources": sources,
+            "blocked": sorted(result.get("blocked_sources", {}).items()),
+        }
 
     def _failures(self) -> list[tuple[str, int, list[str]]]:
         examples: dict[str, list[str]] = defaultdict(list)
@@ -75,7 +101,8 @@ class ReportBuilder:
             examples[f"property: {reason.get('kind', '?')}"].append(f"{pid}: {reason.get('message', '')}")
         for row in ManifestManager(self.client, self.run_id).failures():
             examples[f"image: {row.get('kind', '?')}"].append(
-                f"{row['property_id']} {row['source_url']}: {row.get('message', '')}")
+                f"{row['property_id']} {row['source_url']}: {row.get('message', '')}"
+            )
         return [(kind, len(msgs), msgs[:3]) for kind, msgs in sorted(examples.items())]
 
     def _contact_sheets(self, rows: list[ManifestEntry]) -> dict[str, Any]:
@@ -86,8 +113,14 @@ class ReportBuilder:
         for pid in sorted(by_property)[: self.max_properties]:
             entries = sorted(by_property[pid], key=lambda r: (r.source, r.source_url))
             stored = [r for r in entries if r.duplicate_of is None]
-            sheets.append({"address": entries[0].address, "property_id": pid, "merged": len(entries) - len(stored),
-                           "cards": [self._card(r.processed_key, f"{r.source} {r.width}x{r.height}") for r in stored]})
+            sheets.append(
+                {
+                    "address": entries[0].address,
+                    "property_id": pid,
+                    "merged": len(entries) - len(stored),
+                    "cards": [self._card(r.processed_key, f"{r.source} {r.width}x{r.height}") for r in stored],
+                }
+            )
         return {"sheets": sheets, "more_properties": max(0, len(by_property) - self.max_properties)}
 
     def _duplicates(self, rows: list[ManifestEntry]) -> dict[str, Any]:
@@ -97,11 +130,15 @@ class ReportBuilder:
         for row in copies[: self.max_properties * 4]:
             original = kept.get(row.duplicate_of or "")
             distance = hamming(hex_to_int(row.phash), hex_to_int(original.phash)) if original else None
-            left = self._card(row.processed_key, "kept: " + (f"{original.source} {original.source_url}"
-                                                             if original else "from an earlier run"))
-            right = self._card(image_key("thumbs", row.sha256, "JPEG"),
-                               f"copy: {row.source} {row.source_url} — pHash distance "
-                               f"{'?' if distance is None else distance}", fallback=row.processed_key)
+            left = self._card(
+                row.processed_key,
+                "kept: " + (f"{original.source} {original.source_url}" if original else "from an earlier run"),
+            )
+            right = self._card(
+                image_key("thumbs", row.sha256, "JPEG"),
+                f"copy: {row.source} {row.source_url} — pHash distance {'?' if distance is None else distance}",
+                fallback=row.processed_key,
+            )
             pairs.append((left, right))
         return {"duplicates": pairs, "duplicate_count": len(copies)}
 

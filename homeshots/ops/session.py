@@ -53,8 +53,9 @@ def open_session(*, workers: bool) -> Iterator[Session]:
     pool = None
     try:
         if workers:
-            pool = EmbeddedWorkers(dict(os.environ), settings.embedded_dir.resolve() / "logs" / "worker.log",
-                                   settings.worker_concurrency)
+            pool = EmbeddedWorkers(
+                dict(os.environ), settings.embedded_dir.resolve() / "logs" / "worker.log", settings.worker_concurrency
+            )
             pool.start()
         yield Session(settings, connect(url), pool, embedded=True)
     finally:

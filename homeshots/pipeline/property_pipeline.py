@@ -35,8 +35,12 @@ class PropertyOutcome:
     reason: dict[str, Any] | None = None
 
     def to_result(self) -> dict[str, Any]:
-        return {"property_id": self.property_id, "status": self.status, "counters": self.counters,
-                "reason": self.reason}
+        return {
+            "property_id": self.property_id,
+            "status": self.status,
+            "counters": self.counters,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -62,18 +66,27 @@ class PropertyPipeline:
                 refs = await extractor.extract(prop)
             except SourceError as exc:
                 tracker.record_source_result(extractor.name, ok=False, failure_kind=exc.kind)
-                out.reason = out.reason or {"source": extractor.name, "kind": exc.kind, "message": str(exc),
-                                            "retryable": exc.retryable}
+                out.reason = out.reason or {
+                    "source": extractor.name,
+                    "kind": exc.kind,
+                    "message": str(exc),
+                    "retryable": exc.retryable,
+                }
                 continue
             tracker.record_images_found(extractor.name, len(refs))
             retryable = await asyncio.gather(*(self._image(prop, ref, tracker, out) for ref in refs))
             tracker.record_source_result(extractor.name, ok=not any(retryable))
             if any(retryable) and out.reason is None:
                 failed = next(f for f in out.image_failures if f[3])
-                out.reason = {"source": extractor.name, "kind": failed[1], "retryable": True,
-                              "message": f"image download failed, will retry on resume: {failed[2]}"}
-        outcome = PropertyOutcome(prop.property_id, "failed" if out.reason else "completed",
-                                  tracker.to_counters(), out.reason)
+                out.reason = {
+                    "source": extractor.name,
+                    "kind": failed[1],
+                    "retryable": True,
+                    "message": f"image download failed, will retry on resume: {failed[2]}",
+                }
+        outcome = PropertyOutcome(
+            prop.property_id, "failed" if out.reason else "completed", tracker.to_counters(), out.reason
+        )
         # Not in a thread: a cancelled (timed-out) property must not record "completed" afterwards.
         self._record(prop, out, outcome)
         return outcome
@@ -97,24 +110,38 @@ class PropertyPipeline:
         out.entries.append(entry)
         return False
 
-    def _failed(self, ref: ImageRef, tracker: StatsTracker, out: _Collected, error: HomeshotsError,
-                message: str) -> bool:
+    def _failed(
+        self, ref: ImageRef, tracker: StatsTracker, out: _Collected, error: HomeshotsError, message: str
+    ) -> bool:
         tracker.record_image_failed(ref.source, error.kind)
         out.image_failures.append((ref, error.kind, message, error.retryable))
         return error.retryable
 
-    def _dedup_and_store(self, prop: Property, ref: ImageRef, raw: bytes, std: StandardizedImage,
-                         tracker: StatsTracker) -> ManifestEntry:
+    def _dedup_and_store(
+        self, prop: Property, ref: ImageRef, raw: bytes, std: StandardizedImage, tracker: StatsTracker
+    ) -> ManifestEntry:
         """Exact or near copy -> a manifest row pointing at the kept copy; else store and index."""
         raw_key = image_key("raw", hashlib.sha256(raw).hexdigest(), sniff_format(raw))
-        mine = ImageRecord(sha256=std.pixel_sha256, phash=int_to_hex(std.phash), raw_key=raw_key,
-                           processed_key=image_key("processed", std.pixel_sha256, std.format),
-                           width=std.width, height=std.height, property_id=prop.property_id,
-                           source=ref.source, source_url=ref.source_url, run_id=self.run_id,
-                           source_pixels=std.source_width * std.source_height, dhash=int_to_hex(std.dhash))
+        mine = ImageRecord(
+            sha256=std.pixel_sha256,
+            phash=int_to_hex(std.phash),
+            raw_key=raw_key,
+            processed_key=image_key("processed", std.pixel_sha256, std.format),
+            width=std.width,
+            height=std.height,
+            property_id=prop.property_id,
+            source=ref.source,
+            source_url=ref.source_url,
+            run_id=self.run_id,
+            source_pixels=std.source_width * std.source_height,
+            dhash=int_to_hex(std.dhash),
+        )
         record = self.ctx.deduplicator.claim(mine).record
         is_mine = record.sha256 == mine.sha256 and (record.property_id, record.source, record.source_url) == (
-            prop.property_id, ref.source, ref.source_url)
+            prop.property_id,
+            ref.source,
+            ref.source_url,
+        )
         if is_mine:
             # Create-only puts: a redelivered task re-puts harmlessly and repairs a crash that
             # happened between the claim and the writes.
@@ -131,14 +158,22 @@ class PropertyPipeline:
             if mine.source_pixels > record.source_pixels:
                 self._upgrade(record, mine, raw, std.data, tracker)
         return ManifestEntry(
-            property_id=prop.property_id, address=prop.full_address, source=ref.source,
-            source_url=ref.source_url, sha256=std.pixel_sha256, phash=int_to_hex(std.phash),
-            raw_key=record.raw_key, processed_key=record.processed_key, width=std.width, height=std.height,
+            property_id=prop.property_id,
+            address=prop.full_address,
+            source=ref.source,
+            source_url=ref.source_url,
+            sha256=std.pixel_sha256,
+            phash=int_to_hex(std.phash),
+            raw_key=record.raw_key,
+            processed_key=record.processed_key,
+            width=std.width,
+            height=std.height,
             duplicate_of=None if is_mine else record.sha256,
         )
 
-    def _upgrade(self, kept: ImageRecord, larger: ImageRecord, raw: bytes, processed: bytes,
-                 tracker: StatsTracker) -> None:
+    def _upgrade(
+        self, kept: ImageRecord, larger: ImageRecord, raw: bytes, processed: bytes, tracker: StatsTracker
+    ) -> None:
         """A larger copy of a kept photo: its files replace the kept ones (write, switch, delete)."""
         store, dedup = self.ctx.store, self.ctx.deduplicator
         store.put(larger.raw_key, raw)
@@ -153,9 +188,17 @@ class PropertyPipeline:
     def _record(self, prop: Property, out: _Collected, outcome: PropertyOutcome) -> None:
         """State, manifest and stats of the property in one transaction (one round trip)."""
         redis = self.ctx.redis
-        failures = [{"property_id": prop.property_id, "source": ref.source, "source_url": ref.source_url,
-                     "kind": kind, "message": message, "retryable": retryable}
-                    for ref, kind, message, retryable in out.image_failures]
+        failures = [
+            {
+                "property_id": prop.property_id,
+                "source": ref.source,
+                "source_url": ref.source_url,
+                "kind": kind,
+                "message": message,
+                "retryable": retryable,
+            }
+            for ref, kind, message, retryable in out.image_failures
+        ]
         pipe = redis.pipeline(transaction=True)
         ManifestManager(redis, self.run_id).set_property(pipe, prop.property_id, out.entries, failures)
         state = StateManager(redis, self.run_id)

@@ -62,28 +62,44 @@ class WorkerContext:
         """One keep-alive HTTP client per source: its User-Agent, proxy and timeouts."""
         if source not in self._clients:
             s, policy = self.settings, self.settings.policy(source)
-            limits = httpx.Limits(max_connections=max(s.download_concurrency * 2, 10),
-                                  max_keepalive_connections=s.download_concurrency, keepalive_expiry=30)
+            limits = httpx.Limits(
+                max_connections=max(s.download_concurrency * 2, 10),
+                max_keepalive_connections=s.download_concurrency,
+                keepalive_expiry=30,
+            )
             timeout = httpx.Timeout(max(policy.timeout, s.download_timeout), connect=s.connect_timeout)
             self._clients[source] = httpx.AsyncClient(
-                limits=limits, timeout=timeout, headers={"User-Agent": policy.user_agent},
-                follow_redirects=False, trust_env=False, proxy=policy.proxy_url)
+                limits=limits,
+                timeout=timeout,
+                headers={"User-Agent": policy.user_agent},
+                follow_redirects=False,
+                trust_env=False,
+                proxy=policy.proxy_url,
+            )
         return self._clients[source]
 
     def downloader_for(self, source: str) -> Downloader:
         """Image downloads go through the source's client (and proxy) too."""
         if source not in self._downloaders:
             self._downloaders[source] = Downloader(
-                self.client_for(source), URLGuard(self.settings.allow_private_hosts),
-                max_bytes=self.settings.max_image_bytes, max_redirects=self.settings.max_redirects)
+                self.client_for(source),
+                URLGuard(self.settings.allow_private_hosts),
+                max_bytes=self.settings.max_image_bytes,
+                max_redirects=self.settings.max_redirects,
+            )
         return self._downloaders[source]
 
     @cached_property
     def standardizer(self) -> ImageStandardizer:
         s = self.settings
-        return ImageStandardizer(max_dimension=s.max_dimension, output_format=s.output_format,
-                                 png_compress_level=s.png_compress_level, jpeg_quality=s.jpeg_quality,
-                                 max_pixels=s.max_image_pixels, png_strategy=s.png_strategy)
+        return ImageStandardizer(
+            max_dimension=s.max_dimension,
+            output_format=s.output_format,
+            png_compress_level=s.png_compress_level,
+            jpeg_quality=s.jpeg_quality,
+            max_pixels=s.max_image_pixels,
+            png_strategy=s.png_strategy,
+        )
 
     async def standardize(self, data: bytes) -> StandardizedImage:
         """Standardize on the process's image lane (queued while ``image_threads`` images are in work)."""

@@ -13,15 +13,25 @@ from homeshots.sources.redfin import RedfinExtractor
 from homeshots.sources.zillow import ZillowExtractor
 
 
-def build_extractor(name: str, client: httpx.AsyncClient, settings: Settings,
-                    limiter: RateLimiter | None) -> ImageExtractor:
+def build_extractor(
+    name: str, client: httpx.AsyncClient, settings: Settings, limiter: RateLimiter | None
+) -> ImageExtractor:
     """The extractor for source ``name``, on that source's own HTTP client and rate limiter."""
     if name == "mls":
         return MlsExtractor(client, settings, SHARED_TOKENS, limiter=limiter)
     classes: dict[str, type[MaricopaExtractor | ZillowExtractor | RedfinExtractor]] = {
-        "maricopa": MaricopaExtractor, "zillow": ZillowExtractor, "redfin": RedfinExtractor}
+        "maricopa": MaricopaExtractor,
+        "zillow": ZillowExtractor,
+        "redfin": RedfinExtractor,
+    }
     return classes[name](client, settings, limiter=limiter)
 
 
-__all__ = ["ImageExtractor", "MaricopaExtractor", "MlsExtractor", "RedfinExtractor", "ZillowExtractor",
-           "build_extractor"]
+__all__ = [
+    "ImageExtractor",
+    "MaricopaExtractor",
+    "MlsExtractor",
+    "RedfinExtractor",
+    "ZillowExtractor",
+    "build_extractor",
+]

@@ -36,18 +36,35 @@ class HttpExtractor(ImageExtractor):
     """A source reached over HTTP: its own client (User-Agent, proxy), timeouts, retries, and the
     cluster-wide rate limiter, all from ``settings.policy(name)``."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings, *, limiter: RateLimiter | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        *,
+        limiter: RateLimiter | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self._client = client
         self._s = settings
         self._policy = settings.policy(self.name)
         self._limiter = limiter
         self._sleep = sleep
 
-    async def _fetch(self, url: str, prop: Property, *, headers: dict[str, str],
-                     params: dict[str, str] | None = None) -> httpx.Response:
+    async def _fetch(
+        self, url: str, prop: Property, *, headers: dict[str, str], params: dict[str, str] | None = None
+    ) -> httpx.Response:
         """One GET with the source's retries, size cap and politeness; the caller judges the status."""
-        return await fetch(self._client, "GET", url, source=self.name, property_id=prop.property_id,
-                           max_retries=self._policy.max_retries, timeout=self._policy.timeout,
-                           max_bytes=self._s.page_max_bytes, headers=headers, params=params, sleep=self._sleep,
-                           limiter=self._limiter)
+        return await fetch(
+            self._client,
+            "GET",
+            url,
+            source=self.name,
+            property_id=prop.property_id,
+            max_retries=self._policy.max_retries,
+            timeout=self._policy.timeout,
+            max_bytes=self._s.page_max_bytes,
+            headers=headers,
+            params=params,
+            sleep=self._sleep,
+            limiter=self._limiter,
+        )

@@ -113,9 +113,14 @@ def parse_search(payload: object, *, property_id: str) -> list[dict[str, str | N
             raise ParseError(f"{path} is not an object")
         if row.get("APN") is None:
             raise ParseError(f"{path}.APN is missing")
-        results.append({"APN": _apn_at(row["APN"], path), "SitusAddress": _text(row, "SitusAddress", path),
-                        "SitusCity": _text(row, "SitusCity", path),
-                        "SitusZip": _text(row, "SitusZip", path, numeric_ok=True)})
+        results.append(
+            {
+                "APN": _apn_at(row["APN"], path),
+                "SitusAddress": _text(row, "SitusAddress", path),
+                "SitusCity": _text(row, "SitusCity", path),
+                "SitusZip": _text(row, "SitusZip", path, numeric_ok=True),
+            }
+        )
     log.debug("maricopa: property %s: search found %d parcel(s)", property_id, len(results))
     return results
 
@@ -213,8 +218,7 @@ class MaricopaExtractor(HttpExtractor):
     async def _extract(self, prop: Property) -> list[ImageRef]:
         token = self._s.maricopa_token.get_secret_value().strip()
         if not token:
-            raise SourceFailedError(SOURCE, prop.property_id, "HOMESHOTS_MARICOPA_TOKEN is not set",
-                              kind="config")
+            raise SourceFailedError(SOURCE, prop.property_id, "HOMESHOTS_MARICOPA_TOKEN is not set", kind="config")
         return await self._sketches_of(prop, token)
 
     async def _sketches_of(self, prop: Property, token: str) -> list[ImageRef]:
@@ -258,19 +262,25 @@ class MaricopaExtractor(HttpExtractor):
             if len(refs) >= total or not new:
                 break
         if len(refs) < total:  # the assessor counts more pages than it hands out; what it sent is still good
-            log.warning("maricopa: property %s: parcel %s has %d sketch pages; got %d", prop.property_id, apn,
-                        total, len(refs))
+            log.warning(
+                "maricopa: property %s: parcel %s has %d sketch pages; got %d", prop.property_id, apn, total, len(refs)
+            )
         return [refs[k] for k in sorted(refs)]
 
-    async def _get(self, url: str, prop: Property, token: str,
-                   params: dict[str, str] | None = None) -> httpx.Response | None:
+    async def _get(
+        self, url: str, prop: Property, token: str, params: dict[str, str] | None = None
+    ) -> httpx.Response | None:
         """One GET with the token header; None for 404/204 (nothing there), SourceFailedError for refusals."""
         headers = {"AUTHORIZATION": token, "Accept": "application/json", "User-Agent": self._policy.user_agent}
         response = await self._fetch(url, prop, headers=headers, params=params)
         status = response.status_code
         if status in (401, 403):
-            raise SourceFailedError(SOURCE, prop.property_id, f"token refused (HTTP {status} from {redact_url(url)}); "
-                                    "check HOMESHOTS_MARICOPA_TOKEN", kind="unauthorized")
+            raise SourceFailedError(
+                SOURCE,
+                prop.property_id,
+                f"token refused (HTTP {status} from {redact_url(url)}); check HOMESHOTS_MARICOPA_TOKEN",
+                kind="unauthorized",
+            )
         if status in (204, 404):
             return None
         if 200 <= status < 300:

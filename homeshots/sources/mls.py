@@ -300,8 +300,9 @@ class MlsExtractor(ImageExtractor):
                 break
             self._tokens.invalidate(self._key, token)
             if attempt:
-                raise self._error(prop, f"unauthorized (HTTP 401 from {redact_url(url)} with a fresh token)",
-                                  kind="unauthorized")
+                raise self._error(
+                    prop, f"unauthorized (HTTP 401 from {redact_url(url)} with a fresh token)", kind="unauthorized"
+                )
         status = response.status_code
         if status == 404 or 200 <= status < 300:
             return response

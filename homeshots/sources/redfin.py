@@ -218,8 +218,9 @@ class RedfinExtractor(HttpExtractor):
         pid = property_id_from_url(prop.redfin_url)
         if pid is None:
             if prop.redfin_url:
-                log.warning("redfin: property %s: no /home/<id> in redfin_url; looking up the address",
-                            prop.property_id)
+                log.warning(
+                    "redfin: property %s: no /home/<id> in redfin_url; looking up the address", prop.property_id
+                )
             doc = await self._get(AUTOCOMPLETE_PATH, {"location": prop.full_address, "v": "2"}, prop)
             pid = None if doc is None else parse_autocomplete(doc, prop=prop)
             if pid is None:
@@ -230,8 +231,7 @@ class RedfinExtractor(HttpExtractor):
     async def _get(self, path: str, params: dict[str, str], prop: Property) -> object | None:
         """One stingray GET, decoded; None on 404. Bot walls are blocked, other statuses permanent."""
         url = self._base + path
-        response = await self._fetch(url, prop, params=params,
-                                     headers={"Accept": "application/json, text/plain, */*"})
+        response = await self._fetch(url, prop, params=params, headers={"Accept": "application/json, text/plain, */*"})
         status, where = response.status_code, f"HTTP {response.status_code} from {redact_url(url)}"
         waf = response.headers.get("x-amzn-waf-action", "") or response.headers.get("cf-mitigated", "")
         if status == 403 or waf or is_challenge_page(response.content[:200_000].decode("utf-8", "replace")):

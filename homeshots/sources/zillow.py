@@ -37,8 +37,7 @@ CACHE_PATH = ("props", "pageProps", "componentProps", "gdpClientCache")
 _NEXT_DATA = re.compile(r"<script\b[^>]*\bid\s*=\s*[\"']?__NEXT_DATA__[\"']?[^>]*>", re.IGNORECASE)
 _SCRIPT_END = re.compile(r"</script\s*>", re.IGNORECASE)
 _TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_PX_CAPTCHA = re.compile(r"<div\b[^>]*?\sid\s*=\s*(?:\"px-captcha\"|'px-captcha'|px-captcha(?=[\s/>]))",
-                         re.IGNORECASE)
+_PX_CAPTCHA = re.compile(r"<div\b[^>]*?\sid\s*=\s*(?:\"px-captcha\"|'px-captcha'|px-captcha(?=[\s/>]))", re.IGNORECASE)
 PX_TITLE = "access to this page has been denied"
 
 
@@ -78,7 +77,7 @@ def _next_data(html: str) -> dict[str, Any] | None:
     if end is None:
         raise _fail("__NEXT_DATA__ script is not closed (truncated page?)")
     try:
-        data = json.loads(html[start.end():end.start()])
+        data = json.loads(html[start.end() : end.start()])
     except ValueError:
         raise _fail("__NEXT_DATA__ is not valid JSON") from None
     if not isinstance(data, dict):
@@ -187,8 +186,11 @@ def _photo(item: object, where: str) -> tuple[str, int | None, str | None] | Non
         if url is None:
             return None
         best = (url, None)
-    ids = [str(v).strip() for v in (item.get("id"), item.get("caption"))
-           if isinstance(v, str | int) and not isinstance(v, bool)]
+    ids = [
+        str(v).strip()
+        for v in (item.get("id"), item.get("caption"))
+        if isinstance(v, str | int) and not isinstance(v, bool)
+    ]
     return best[0], best[1], next((v for v in ids if v), None)
 
 
@@ -239,7 +241,6 @@ class ZillowExtractor(HttpExtractor):
 
     name = SOURCE
 
-
     async def _extract(self, prop: Property) -> list[ImageRef]:
         url = home_url(self._s.zillow_base_url, prop)
         for _ in range(MAX_REDIRECTS + 1):
@@ -255,8 +256,9 @@ class ZillowExtractor(HttpExtractor):
         """Where a redirect points; only ever back onto Zillow's own host."""
         location = response.headers.get("location", "").strip()
         if not location:
-            raise self._error(prop, f"HTTP {response.status_code} without Location from {redact_url(url)}",
-                              kind="redirect")
+            raise self._error(
+                prop, f"HTTP {response.status_code} without Location from {redact_url(url)}", kind="redirect"
+            )
         target = urljoin(url, location)
         (host, port), (home, home_port) = _origin(target), _origin(self._s.zillow_base_url)
         upgrade = target.startswith("https:") and port == 443  # http -> https on the same host is fine
@@ -271,9 +273,12 @@ class ZillowExtractor(HttpExtractor):
         text = response.text
         wall = is_block_page(text)
         if status == 403 or wall:
-            raise SourceBlockedError(SOURCE, prop.property_id,
-                                     f"blocked by Zillow's bot wall ({'PerimeterX page, ' if wall else ''}{where}); "
-                                     "lower HOMESHOTS_ZILLOW_RATE or use HOMESHOTS_ZILLOW_PROXY_URL")
+            raise SourceBlockedError(
+                SOURCE,
+                prop.property_id,
+                f"blocked by Zillow's bot wall ({'PerimeterX page, ' if wall else ''}{where}); "
+                "lower HOMESHOTS_ZILLOW_RATE or use HOMESHOTS_ZILLOW_PROXY_URL",
+            )
         if not 200 <= status < 300:
             raise self._error(prop, where)
         try:

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "MPO": "jpg", "TIFF": "tif"}
-CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
-                 "tif": "image/tiff", "json": "application/json", "jsonl": "application/x-ndjson"}
+CONTENT_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "tif": "image/tiff",
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+}
 
 
 def image_key(kind: str, sha256: str, fmt: str) -> str:

@@ -27,8 +27,9 @@ class S3Store(Store):
             read_timeout=settings.download_timeout,
             max_pool_connections=max(10, settings.download_concurrency),
         )
-        self.client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url,
-                                   region_name=settings.s3_region, config=config)
+        self.client = boto3.client(
+            "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region, config=config
+        )
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -36,8 +37,9 @@ class S3Store(Store):
     def put(self, key: str, data: bytes, *, overwrite: bool = False) -> bool:
         extra = {} if overwrite else {"IfNoneMatch": "*"}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
-                                   ContentType=content_type_for(key), **extra)
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type_for(key), **extra
+            )
             return True
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -10,5 +10,16 @@ from homeshots_sandbox.listing import ALL_SOURCES, Listing
 from homeshots_sandbox.photos import generate_photo, resized_copy
 from homeshots_sandbox.server import SandboxServer
 
-__all__ = ["ALL_SOURCES", "Listing", "Request", "Response", "SandboxServer", "default_sandbox", "generate_photo",
-           "html_response", "json_response", "resized_copy", "serve"]
+__all__ = [
+    "ALL_SOURCES",
+    "Listing",
+    "Request",
+    "Response",
+    "SandboxServer",
+    "default_sandbox",
+    "generate_photo",
+    "html_response",
+    "json_response",
+    "resized_copy",
+    "serve",
+]

@@ -46,11 +46,15 @@ def default_sandbox(photo_dir: Path | None) -> SandboxServer:
         names = []
         for i, room in enumerate(ROOMS):
             name = f"{key}_{room}.jpg"
-            photos[name] = files[i].read_bytes() if real else generate_photo(
-                n * 10 + i, size=(2048, 1365), orientation=6 if i == 2 else None)
+            photos[name] = (
+                files[i].read_bytes()
+                if real
+                else generate_photo(n * 10 + i, size=(2048, 1365), orientation=6 if i == 2 else None)
+            )
             names.append(name)
-        listings.append(Listing(key, address, "Phoenix", postal_code, names, apn=apn, zpid=zpid_for(n),
-                                redfin_id=redfin_id_for(n)))
+        listings.append(
+            Listing(key, address, "Phoenix", postal_code, names, apn=apn, zpid=zpid_for(n), redfin_id=redfin_id_for(n))
+        )
     photos["PHX1002_street.jpg"] = photos["PHX1001_frontal.jpg"]  # exact duplicate
     photos["PHX1003_kitchen2.jpg"] = downscaled_copy(photos["PHX1001_kitchen.jpg"])  # near duplicate
     listings[1].photos.append("PHX1002_street.jpg")

@@ -36,8 +36,12 @@ def serve_command(host: str, port: int, photos: Path | None) -> None:
 
 
 @main.command()
-@click.option("--properties", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=REPO / "examples" / "properties.csv", show_default=True)
+@click.option(
+    "--properties",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=REPO / "examples" / "properties.csv",
+    show_default=True,
+)
 def demo(properties: Path) -> None:
     """Start the sandbox, then ``homeshots backfill`` the example properties on the embedded default."""
     photos = default_photo_dir()

@@ -33,8 +33,10 @@ SKETCHES_PER_PAGE = 2
 """Sketch pages per answer, so a parcel with three sketches needs ``?page=2`` (paging is exercised)."""
 SKETCH_SIZE = (800, 600)
 ROOM_NAMES = ("BR", "BR", "BA", "KIT", "LIV", "DIN", "FAM", "UTIL", "DEN", "CL", "ENT", "MSTR")
-ERROR_PAGE = ("<!DOCTYPE html><html><head><title>Runtime Error</title></head><body><h1>Server Error in '/' "
-              "Application.</h1><p>An application error occurred on the server.</p></body></html>")
+ERROR_PAGE = (
+    "<!DOCTYPE html><html><head><title>Runtime Error</title></head><body><h1>Server Error in '/' "
+    "Application.</h1><p>An application error occurred on the server.</p></body></html>"
+)
 
 
 def _apn_key(text: str) -> str:
@@ -180,32 +182,54 @@ class MaricopaService:
         hits = [x for x in self._parcels() if query.strip() and x.matches_address(query)]
         if any(SOURCE in x.blocked for x in hits):
             return html_response(200, ERROR_PAGE)
-        rows = hits[(page - 1) * SEARCH_PAGE_SIZE: page * SEARCH_PAGE_SIZE]
-        return json_response(200, {"TOTAL": len(hits), "Results": [self._row(x) for x in rows],
-                                   "BppResults": [], "MobileHomeResults": [], "RentalResults": []})
+        rows = hits[(page - 1) * SEARCH_PAGE_SIZE : page * SEARCH_PAGE_SIZE]
+        return json_response(
+            200,
+            {
+                "TOTAL": len(hits),
+                "Results": [self._row(x) for x in rows],
+                "BppResults": [],
+                "MobileHomeResults": [],
+                "RentalResults": [],
+            },
+        )
 
     @staticmethod
     def _row(x: Listing) -> dict[str, Any]:
-        return {"APN": _apn_key(x.apn or ""), "Ownership": _owner(x), "SitusAddress": x.address.upper(),
-                "SitusCity": x.city.upper(), "SitusZip": x.postal_code, "PropertyType": "Residential",
-                "MCR": _mcr(x)}
+        return {
+            "APN": _apn_key(x.apn or ""),
+            "Ownership": _owner(x),
+            "SitusAddress": x.address.upper(),
+            "SitusCity": x.city.upper(),
+            "SitusZip": x.postal_code,
+            "PropertyType": "Residential",
+            "MCR": _mcr(x),
+        }
 
     @staticmethod
     def _facts(x: Listing) -> dict[str, Any]:
         rng = _rng("facts", x.apn)
         situs = f"{x.address.upper()} {x.city.upper()} AZ {x.postal_code}"
-        return {"APN": _apn_key(x.apn or ""), "Owner": {"Ownership": _owner(x), "MailingAddress": situs},
-                "PropertyAddress": situs, "SitusAddress": x.address.upper(), "SitusCity": x.city.upper(),
-                "SitusZip": x.postal_code, "MCR": _mcr(x), "LotSize": rng.randint(5200, 14000),
-                "PropertyUseDescription": "Single Family Parcel", "IsResidential": True,
-                "YearBuilt": rng.randint(1948, 2015), "SketchCount": x.sketches}
+        return {
+            "APN": _apn_key(x.apn or ""),
+            "Owner": {"Ownership": _owner(x), "MailingAddress": situs},
+            "PropertyAddress": situs,
+            "SitusAddress": x.address.upper(),
+            "SitusCity": x.city.upper(),
+            "SitusZip": x.postal_code,
+            "MCR": _mcr(x),
+            "LotSize": rng.randint(5200, 14000),
+            "PropertyUseDescription": "Single Family Parcel",
+            "IsResidential": True,
+            "YearBuilt": rng.randint(1948, 2015),
+            "SketchCount": x.sketches,
+        }
 
     def _sketches(self, x: Listing, page: int) -> Response:
         total = max(0, x.sketches)
         nums = range((page - 1) * SKETCHES_PER_PAGE + 1, min(total, page * SKETCHES_PER_PAGE) + 1)
         apn = _apn_key(x.apn or "")
-        pages = [{"Sketch": base64.b64encode(render_sketch(apn, n)).decode(), "PageNum": n, "APN": apn}
-                 for n in nums]
+        pages = [{"Sketch": base64.b64encode(render_sketch(apn, n)).decode(), "PageNum": n, "APN": apn} for n in nums]
         return json_response(200, {"TotalPages": total, "Pages": pages})
 
 
@@ -216,5 +240,3 @@ def _owner(x: Listing) -> str:
 def _mcr(x: Listing) -> str:
     rng = _rng("mcr", x.apn)
     return f"{rng.randint(100, 999)}-{rng.randint(10, 99)}"
-
-

@@ -9,8 +9,15 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageOps
 
 _T = Image.Transpose
-_UNDO_ORIENTATION = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM, 5: _T.TRANSPOSE,
-                     6: _T.ROTATE_90, 7: _T.TRANSVERSE, 8: _T.ROTATE_270}
+_UNDO_ORIENTATION = {
+    2: _T.FLIP_LEFT_RIGHT,
+    3: _T.ROTATE_180,
+    4: _T.FLIP_TOP_BOTTOM,
+    5: _T.TRANSPOSE,
+    6: _T.ROTATE_90,
+    7: _T.TRANSVERSE,
+    8: _T.ROTATE_270,
+}
 """How to store upright pixels so that a viewer applying EXIF ``Orientation`` shows them upright."""
 
 

@@ -48,8 +48,10 @@ class RedfinService:
         self.server = server
 
     def routes(self) -> list[tuple[str, str, Handler]]:
-        return [("GET", "/redfin/stingray/do/location-autocomplete", self._autocomplete),
-                ("GET", "/redfin/stingray/api/home/details/aboveTheFold", self._above_the_fold)]
+        return [
+            ("GET", "/redfin/stingray/do/location-autocomplete", self._autocomplete),
+            ("GET", "/redfin/stingray/api/home/details/aboveTheFold", self._above_the_fold),
+        ]
 
     def env(self) -> dict[str, str]:
         return {"HOMESHOTS_REDFIN_BASE_URL": self.server.base_url + "/redfin"}
@@ -73,9 +75,18 @@ class RedfinService:
         return f"/AZ/{city}/{street}-{listing.postal_code}/home/{listing.redfin_id}"
 
     def _row(self, listing: Listing) -> dict[str, Any]:
-        return {"id": f"1_{listing.redfin_id}", "type": "1", "name": listing.address,
-                "subName": f"{listing.city}, AZ, USA", "url": self._url(listing), "active": True,
-                "claimedHome": False, "invalidMRS": False, "businessMarketIds": [22], "countryCode": "US"}
+        return {
+            "id": f"1_{listing.redfin_id}",
+            "type": "1",
+            "name": listing.address,
+            "subName": f"{listing.city}, AZ, USA",
+            "url": self._url(listing),
+            "active": True,
+            "claimedHome": False,
+            "invalidMRS": False,
+            "businessMarketIds": [22],
+            "countryCode": "US",
+        }
 
     # --- endpoints --------------------------------------------------------------------------------
     def _autocomplete(self, request: Request) -> Response:
@@ -86,8 +97,9 @@ class RedfinService:
         """
         location = request.query.get("location", "").strip()
         if not location:
-            return json_response(200, envelope(None, code=101, message="Missing required argument: location"),
-                                 prefix=PREFIX)
+            return json_response(
+                200, envelope(None, code=101, message="Missing required argument: location"), prefix=PREFIX
+            )
         hits = [x for x in self._listings() if x.matches_address(location)]
         if any("redfin" in x.blocked for x in hits):
             return self._blocked()
@@ -104,8 +116,7 @@ class RedfinService:
     def _above_the_fold(self, request: Request) -> Response:
         pid = request.query.get("propertyId", "").strip()
         if not pid.isdigit():
-            return json_response(200, envelope(None, code=101, message="Invalid argument: propertyId"),
-                                 prefix=PREFIX)
+            return json_response(200, envelope(None, code=101, message="Invalid argument: propertyId"), prefix=PREFIX)
         listing = next((x for x in self._listings() if x.redfin_id == pid), None)
         if listing is None:
             return json_response(200, envelope(None, code=1, message="Home not found"), prefix=PREFIX)
@@ -115,11 +126,19 @@ class RedfinService:
         assembled = f"{listing.address}, {listing.city}, AZ {listing.postal_code}"
         payload = {
             "addressSectionInfo": {
-                "streetAddress": {"assembledAddress": listing.address}, "city": listing.city, "state": "AZ",
-                "zip": listing.postal_code, "url": self._url(listing), "status": {"displayValue": "Active"},
+                "streetAddress": {"assembledAddress": listing.address},
+                "city": listing.city,
+                "state": "AZ",
+                "zip": listing.postal_code,
+                "url": self._url(listing),
+                "status": {"displayValue": "Active"},
             },
             "mediaBrowserInfo": {
-                "photos": photos, "scans": [], "videos": [], "isHot": False, "assembledAddress": assembled,
+                "photos": photos,
+                "scans": [],
+                "videos": [],
+                "isHot": False,
+                "assembledAddress": assembled,
                 "altTextForImage": f"{assembled} - MLS# {listing.listing_key}",
                 "previewImage": {"url": photos[0]["photoUrls"]["nonFullScreenPhotoUrl"]} if photos else None,
                 "streetView": {"latLong": {"latitude": 33.5, "longitude": -112.0}, "streetViewAvailable": True},
@@ -136,11 +155,16 @@ class RedfinService:
         variant = self.server.variant_url
         return {
             "photoId": zlib.crc32(f"{listing.redfin_id}/{name}".encode()),
-            "photoType": 1, "displayLevel": 1, "width": master_w, "height": master_h,
+            "photoType": 1,
+            "displayLevel": 1,
+            "width": master_w,
+            "height": master_h,
             "fileName": f"{listing.listing_key}_{i}_0.jpg" if i else f"{listing.listing_key}_0.jpg",
-            "photoUrls": {"fullScreenPhotoUrl": variant("redfin", name, full, "webp"),
-                          "nonFullScreenPhotoUrl": variant("redfin", name, small, "jpg"),
-                          "lightboxListUrl": variant("redfin", name, max(16, full // 4), "jpg")},
+            "photoUrls": {
+                "fullScreenPhotoUrl": variant("redfin", name, full, "webp"),
+                "nonFullScreenPhotoUrl": variant("redfin", name, small, "jpg"),
+                "lightboxListUrl": variant("redfin", name, max(16, full // 4), "jpg"),
+            },
             "thumbnailData": {"thumbnailUrl": variant("redfin", name, max(16, full // 8), "jpg")},
         }
 
@@ -148,5 +172,3 @@ class RedfinService:
 def _house_number(address: str) -> str | None:
     m = re.match(r"\s*(\d+)\b", address)
     return m.group(1) if m else None
-
-

@@ -49,9 +49,19 @@ class _QuietServer(ThreadingHTTPServer):
 class SandboxServer:
     """All sources on one free local port: RESO Web API (+ OAuth2), assessor, Zillow, Redfin, photos."""
 
-    def __init__(self, listings: list[Listing], photos: dict[str, bytes], *, client_id: str = "sandbox",
-                 client_secret: str = "sandbox-secret", latency: float = 0.0, page_size: int = 1,
-                 host: str = "127.0.0.1", port: int = 0, services: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        listings: list[Listing],
+        photos: dict[str, bytes],
+        *,
+        client_id: str = "sandbox",
+        client_secret: str = "sandbox-secret",
+        latency: float = 0.0,
+        page_size: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        services: list[str] | None = None,
+    ) -> None:
         self.listings, self.photos = list(listings), dict(photos)
         self.client_id, self.client_secret = client_id, client_secret
         self.latency, self.page_size = latency, max(1, page_size)
@@ -68,7 +78,9 @@ class SandboxServer:
         self._thread: threading.Thread | None = None
         self.services: dict[str, Service] = _build_services(self, services)
         self._routes: list[tuple[str, str, Handler]] = [
-            ("GET", "/photos/", self._photo), ("GET", "/cdn/", self._variant)]
+            ("GET", "/photos/", self._photo),
+            ("GET", "/cdn/", self._variant),
+        ]
         for service in self.services.values():
             self._routes += service.routes()
 
@@ -136,8 +148,9 @@ class SandboxServer:
         return [x for x in self.listings if source in x.sources]
 
     # --- failure injection -----------------------------------------------------------------------------
-    def fail(self, path_prefix: str, status: int, times: int, retry_after: str | None = None,
-             body: bytes | None = None) -> None:
+    def fail(
+        self, path_prefix: str, status: int, times: int, retry_after: str | None = None, body: bytes | None = None
+    ) -> None:
         """Answer the next ``times`` requests under ``path_prefix`` with ``status`` (and ``body``)."""
         with self._lock:
             self._failures.append(_Failure(path_prefix, status, times, retry_after, body))
@@ -199,7 +212,11 @@ class SandboxServer:
 
 def _build_services(server: SandboxServer, names: list[str] | None) -> dict[str, Service]:
     factories: dict[str, Callable[[SandboxServer], Service]] = {
-        "mls": MlsService, "maricopa": MaricopaService, "zillow": ZillowService, "redfin": RedfinService}
+        "mls": MlsService,
+        "maricopa": MaricopaService,
+        "zillow": ZillowService,
+        "redfin": RedfinService,
+    }
     unknown = set(names or []) - set(factories)
     if unknown:
         raise ValueError(f"unknown sandbox services {sorted(unknown)}; known: {sorted(factories)}")
@@ -221,8 +238,14 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        request = Request(self.command, unquote(parts.path), query, self.headers, raw,  # type: ignore[arg-type]
-                          unquote(self.path))
+        request = Request(
+            self.command,
+            unquote(parts.path),
+            query,
+            self.headers,
+            raw,  # type: ignore[arg-type]
+            unquote(self.path),
+        )
         response = self.server_state.dispatch(request)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)

@@ -102,10 +102,21 @@ class ZillowService:
         listing = next((x for x in self._listings() if query and x.matches_address(query)), None)
         if listing is not None:
             return html_response(301, "", {"Location": self.server.base_url + self.home_path(listing)})
-        data = {"props": {"pageProps": {"searchPageState": {
-                    "queryState": {"usersSearchTerm": query, "isMapVisible": True},
-                    "cat1": {"searchResults": {"listResults": [], "mapResults": []}}}}, "__N_SSP": True},
-                "page": "/homes/[...searchQueryState]", "query": {}, "buildId": BUILD_ID, "gssp": True}
+        data = {
+            "props": {
+                "pageProps": {
+                    "searchPageState": {
+                        "queryState": {"usersSearchTerm": query, "isMapVisible": True},
+                        "cat1": {"searchResults": {"listResults": [], "mapResults": []}},
+                    }
+                },
+                "__N_SSP": True,
+            },
+            "page": "/homes/[...searchQueryState]",
+            "query": {},
+            "buildId": BUILD_ID,
+            "gssp": True,
+        }
         title = f"{html.escape(query)} Real Estate &amp; Homes For Sale | Zillow"
         return html_response(200, _shell(title, "<h1>No matching results</h1>", data))
 
@@ -116,47 +127,79 @@ class ZillowService:
         widths = [round(master * s) for s in SCALES]
         jpeg = [{"url": self.server.variant_url("zillow", name, w, "jpg"), "width": w} for w in widths]
         webp = [{"url": self.server.variant_url("zillow", name, w, "webp"), "width": w} for w in widths]
-        return {"caption": "", "subjectType": None, "url": jpeg[1]["url"],
-                "mixedSources": {"jpeg": jpeg, "webp": webp}}
+        return {"caption": "", "subjectType": None, "url": jpeg[1]["url"], "mixedSources": {"jpeg": jpeg, "webp": webp}}
 
     def _home_page(self, listing: Listing) -> str:
         zpid = int(listing.zpid or 0)
         street, city, zipcode = listing.address, listing.city, listing.postal_code
         photos = [self._photo(name) for name in listing.photos]
         prop = {
-            "zpid": zpid, "streetAddress": street, "city": city, "state": "AZ", "zipcode": zipcode,
+            "zpid": zpid,
+            "streetAddress": street,
+            "city": city,
+            "state": "AZ",
+            "zipcode": zipcode,
             "address": {"streetAddress": street, "city": city, "state": "AZ", "zipcode": zipcode},
-            "homeStatus": "FOR_SALE", "price": 625000, "currency": "USD", "bedrooms": 3, "bathrooms": 2,
-            "livingArea": 1850, "homeType": "SINGLE_FAMILY", "hdpUrl": self.home_path(listing).removeprefix(PREFIX),
-            "photoCount": len(photos), "responsivePhotos": photos,
+            "homeStatus": "FOR_SALE",
+            "price": 625000,
+            "currency": "USD",
+            "bedrooms": 3,
+            "bathrooms": 2,
+            "livingArea": 1850,
+            "homeType": "SINGLE_FAMILY",
+            "hdpUrl": self.home_path(listing).removeprefix(PREFIX),
+            "photoCount": len(photos),
+            "responsivePhotos": photos,
             "attributionInfo": {"mlsId": listing.listing_key.removeprefix("PHX"), "mlsName": "ARMLS"},
         }
-        variables = {"zpid": zpid, "contactFormRenderParameter": {"zpid": zpid, "platform": "desktop",
-                                                                     "isDoubleScroll": True}}
+        variables = {
+            "zpid": zpid,
+            "contactFormRenderParameter": {"zpid": zpid, "platform": "desktop", "isDoubleScroll": True},
+        }
         cache = {
             "ForSaleShopperPlatformFullRenderQuery" + json.dumps(variables, separators=(",", ":")): {"property": prop},
             f'VariantQuery{{"zpid":{zpid},"altId":null}}': {"property": {"zpid": zpid, "altId": None}},
         }
-        data = {"props": {"pageProps": {"componentProps": {"gdpClientCache": json.dumps(cache, separators=(",", ":")),
-                                                           "zpid": zpid,
-                                                           "renderedPage": "fullPage"}}, "__N_SSP": True},
-                "page": "/homedetails/[...slug]", "query": {"slug": [listing.slug, f"{zpid}_zpid"]},
-                "buildId": BUILD_ID, "isFallback": False, "gssp": True, "customServer": True}
+        data = {
+            "props": {
+                "pageProps": {
+                    "componentProps": {
+                        "gdpClientCache": json.dumps(cache, separators=(",", ":")),
+                        "zpid": zpid,
+                        "renderedPage": "fullPage",
+                    }
+                },
+                "__N_SSP": True,
+            },
+            "page": "/homedetails/[...slug]",
+            "query": {"slug": [listing.slug, f"{zpid}_zpid"]},
+            "buildId": BUILD_ID,
+            "isFallback": False,
+            "gssp": True,
+            "customServer": True,
+        }
         full = f"{street}, {city}, AZ {zipcode}"
-        body = (f'<div class="hdp-header"><h1>{html.escape(full)}</h1></div>'
-                f'<div class="media-stream">{len(photos)} photos</div>')
-        return _shell(f"{html.escape(full)} | MLS #{html.escape(listing.listing_key)} | Zillow", body, data,
-                      canonical=self.server.base_url + self.home_path(listing))
+        body = (
+            f'<div class="hdp-header"><h1>{html.escape(full)}</h1></div>'
+            f'<div class="media-stream">{len(photos)} photos</div>'
+        )
+        return _shell(
+            f"{html.escape(full)} | MLS #{html.escape(listing.listing_key)} | Zillow",
+            body,
+            data,
+            canonical=self.server.base_url + self.home_path(listing),
+        )
 
 
 def _shell(title: str, body: str, data: dict[str, Any] | None = None, canonical: str | None = None) -> str:
     """A Next.js server-rendered document: head, the rendered ``#__next`` tree, then ``__NEXT_DATA__``."""
     link = f'<link rel="canonical" href="{html.escape(canonical)}"/>' if canonical else ""
-    script = (f'<script id="__NEXT_DATA__" type="application/json">{_script_json(data)}</script>'
-              if data is not None else "")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charSet="utf-8"/><title>{title}</title>{link}'
-            f'<meta name="viewport" content="width=device-width"/>'
-            f'<script src="/_next/static/chunks/main-sandbox.js" defer=""></script></head>'
-            f'<body><div id="__next"><main>{body}</main></div>{script}</body></html>')
-
-
+    script = (
+        f'<script id="__NEXT_DATA__" type="application/json">{_script_json(data)}</script>' if data is not None else ""
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charSet="utf-8"/><title>{title}</title>{link}'
+        f'<meta name="viewport" content="width=device-width"/>'
+        f'<script src="/_next/static/chunks/main-sandbox.js" defer=""></script></head>'
+        f'<body><div id="__next"><main>{body}</main></div>{script}</body></html>'
+    )

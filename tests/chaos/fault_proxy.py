@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 
-UNAVAILABLE = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
-               b"<Message>Please reduce your request rate.</Message></Error>")
+UNAVAILABLE = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
 
 
 class FaultProxy:
@@ -77,8 +79,9 @@ class FaultProxy:
                     self.close_connection = True
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                upstream = httpx.request(self.command, proxy.upstream + self.path, headers=headers, content=body,
-                                         timeout=30)
+                upstream = httpx.request(
+                    self.command, proxy.upstream + self.path, headers=headers, content=body, timeout=30
+                )
                 self.send_response(upstream.status_code)
                 for key, value in upstream.headers.items():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):

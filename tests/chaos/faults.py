@@ -111,8 +111,11 @@ class StoreOutage:
 
     def recover(self, scene: Scene) -> None:
         proxy = scene.s3_proxy
-        wait_until(lambda: proxy.failed == self.errors and proxy.stalled == self.stalls,  # type: ignore[attr-defined]
-                   timeout=120, what="the store outage to happen during the run")
+        wait_until(
+            lambda: proxy.failed == self.errors and proxy.stalled == self.stalls,  # type: ignore[attr-defined]
+            timeout=120,
+            what="the store outage to happen during the run",
+        )
 
 
 @dataclass
@@ -130,5 +133,8 @@ class SourceOutage:
 
     def recover(self, scene: Scene) -> None:
         sandbox = scene.sandbox
-        wait_until(lambda: all(f.times == 0 for f in sandbox._failures),  # type: ignore[attr-defined]
-                   timeout=120, what="the source outage to be used up")
+        wait_until(
+            lambda: all(f.times == 0 for f in sandbox._failures),  # type: ignore[attr-defined]
+            timeout=120,
+            what="the source outage to be used up",
+        )

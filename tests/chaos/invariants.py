@@ -21,9 +21,16 @@ def index_processed_keys(client: redis.Redis) -> set[str]:
     return {k for k in pipe.execute() if k}
 
 
-def assert_nothing_lost_nothing_twice(cluster, run_id: str, client: redis.Redis, *, properties: int,
-                                      images_per_property: int, extra_images: int,
-                                      processed_objects: Callable[[], set[str]]) -> dict:
+def assert_nothing_lost_nothing_twice(
+    cluster,
+    run_id: str,
+    client: redis.Redis,
+    *,
+    properties: int,
+    images_per_property: int,
+    extra_images: int,
+    processed_objects: Callable[[], set[str]],
+) -> dict:
     report = status_json(cluster, run_id)
     result = report["result"]
     assert report["status"] == "finished"
@@ -46,9 +53,11 @@ def local_processed(store_dir) -> Callable[[], set[str]]:
 
 def s3_processed(client, bucket: str, prefix: str) -> Callable[[], set[str]]:
     """The processed objects under ``prefix`` in an S3 bucket, as store keys."""
+
     def objects() -> set[str]:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "processed/")
         return {o["Key"].removeprefix(prefix) for page in pages for o in page.get("Contents", [])}
+
     return objects
 
 

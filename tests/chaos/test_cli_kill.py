@@ -27,8 +27,13 @@ def test_killed_cli_resumes_without_redoing_completed(tmp_path, cluster_factory,
         cluster = cluster_factory(sandbox.env() | CHAOS_ENV | {"HOMESHOTS_WINDOW_SIZE": "50"}, concurrency=2)
         cli = [sys.executable, "-m", "homeshots", "backfill", str(props), "--run-id", "cli"]
         first = subprocess.Popen(cli, env=cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: client.scard(keys.RunKeys("cli").completed) >= 60, timeout=120,
-                   what="60 properties completed", diagnostics=cluster.worker_log, poll=0.05)
+        wait_until(
+            lambda: client.scard(keys.RunKeys("cli").completed) >= 60,
+            timeout=120,
+            what="60 properties completed",
+            diagnostics=cluster.worker_log,
+            poll=0.05,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait()
         completed_before = set(client.smembers(keys.RunKeys("cli").completed))
@@ -36,8 +41,9 @@ def test_killed_cli_resumes_without_redoing_completed(tmp_path, cluster_factory,
 
         again = subprocess.run(cli, env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=500)
         assert again.returncode == 0, again.stdout + again.stderr + cluster.worker_log()
-        asked = Counter(m.group(1) for t in sandbox.request_targets
-                        if (m := re.search(r"ListingKey[+ ]eq[+ ]'([^']+)'", t)))
+        asked = Counter(
+            m.group(1) for t in sandbox.request_targets if (m := re.search(r"ListingKey[+ ]eq[+ ]'([^']+)'", t))
+        )
     result = status_json(cluster, "cli")["result"]
     assert result["properties_completed"] == 20 + EMPTY and result["properties_failed"] == 0
     assert result["properties_skipped"] >= len(completed_before)

@@ -37,8 +37,12 @@ class ForwardProxy:
                 with proxy._lock:
                     proxy.seen.append(urlsplit(self.path).path)
                     proxy.user_agents.add(self.headers.get("User-Agent", ""))
-                upstream = httpx.get(self.path, headers={"User-Agent": self.headers.get("User-Agent", "")},
-                                     follow_redirects=False, timeout=30)
+                upstream = httpx.get(
+                    self.path,
+                    headers={"User-Agent": self.headers.get("User-Agent", "")},
+                    follow_redirects=False,
+                    timeout=30,
+                )
                 self.send_response(upstream.status_code)
                 for key in ("content-type", "location"):
                     if key in upstream.headers:

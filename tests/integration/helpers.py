@@ -21,8 +21,9 @@ def near_copy(data: bytes, scale: float = 0.7, quality: int = 82) -> bytes:
         return out.getvalue()
 
 
-def make_catalog(n: int, photos_each: int = 3, *, seed: int = 0,
-                 size: tuple[int, int] = (1600, 1200)) -> tuple[list[Listing], dict[str, bytes]]:
+def make_catalog(
+    n: int, photos_each: int = 3, *, seed: int = 0, size: tuple[int, int] = (1600, 1200)
+) -> tuple[list[Listing], dict[str, bytes]]:
     """``n`` listings T1..Tn with distinct generated photos; T2 repeats T1's first photo exactly
     and T3 lists a resized copy of T1's second photo."""
     listings, photos = [], {}
@@ -46,8 +47,15 @@ def write_csv(path: Path, listings: list[Listing], extra_rows: list[dict[str, st
         writer = csv.DictWriter(fh, fieldnames=["address", "city", "state", "zip", "mls_listing_key"])
         writer.writeheader()
         for listing in listings:
-            writer.writerow({"address": listing.address, "city": listing.city, "state": "AZ",
-                             "zip": listing.postal_code, "mls_listing_key": listing.listing_key})
+            writer.writerow(
+                {
+                    "address": listing.address,
+                    "city": listing.city,
+                    "state": "AZ",
+                    "zip": listing.postal_code,
+                    "mls_listing_key": listing.listing_key,
+                }
+            )
         for row in extra_rows or []:
             writer.writerow(row)
     return path

@@ -58,8 +58,19 @@ def test_backfill_stores_standardized_images_once_with_manifest(tmp_path, cluste
     assert exact[0]["sha256"] == exact[1]["sha256"], "an exact copy has the same pixel hash"
     for row in rows:
         assert (cluster.store_dir / row["processed_key"]).is_file()
-        assert set(row) == {"property_id", "address", "source", "source_url", "sha256", "phash", "raw_key",
-                            "processed_key", "width", "height", "duplicate_of"}
+        assert set(row) == {
+            "property_id",
+            "address",
+            "source",
+            "source_url",
+            "sha256",
+            "phash",
+            "raw_key",
+            "processed_key",
+            "width",
+            "height",
+            "duplicate_of",
+        }
     assert (cluster.store_dir / "metadata" / "runs" / "r1" / "result.json").is_file()
 
 
@@ -136,8 +147,11 @@ def test_loopback_image_urls_are_refused_unless_allowed(tmp_path, cluster_factor
 
 def test_bad_input_names_file_row_and_field_and_submits_nothing(tmp_path, cluster_factory):
     listings, photos = make_catalog(2)
-    bad = write_csv(tmp_path / "bad.csv", listings, [{"address": "", "city": "Phoenix", "state": "AZ",
-                                                       "zip": "85001", "mls_listing_key": "T9"}])
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        listings,
+        [{"address": "", "city": "Phoenix", "state": "AZ", "zip": "85001", "mls_listing_key": "T9"}],
+    )
     with sandbox_for(listings, photos) as sandbox:
         cluster = cluster_factory(sandbox.env())
         proc = cluster.cli("backfill", str(bad), "--run-id", "bad")
@@ -168,7 +182,9 @@ def test_image_server_errors_fail_the_property_until_a_resume_succeeds(tmp_path,
         failures = cluster.cli("manifest", "img503", "--failures")
         rows = [json.loads(line) for line in failures.stdout.splitlines()]
         assert {(r["scope"], r["kind"], r["retryable"]) for r in rows} == {
-            ("property", "server_error", True), ("image", "server_error", True)}
+            ("property", "server_error", True),
+            ("image", "server_error", True),
+        }
         assert any(r["source_url"].endswith("/T1_2.jpg") for r in rows if r["scope"] == "image")
 
         second = cluster.cli("backfill", str(props), "--run-id", "img503")

@@ -16,8 +16,18 @@ def _catalog() -> tuple[list[Listing], dict[str, bytes]]:
             name = f"X{i}_{j}.jpg"
             photos[name] = generate_photo(500 + i * 10 + j, size=(2048, 1365))
             names.append(name)
-        listings.append(Listing(f"X{i}", f"{i}0 Merge Ave", "Phoenix", "85004", names, apn=None,
-                                zpid=str(9_100_000 + i), redfin_id=str(29_100_000 + i)))
+        listings.append(
+            Listing(
+                f"X{i}",
+                f"{i}0 Merge Ave",
+                "Phoenix",
+                "85004",
+                names,
+                apn=None,
+                zpid=str(9_100_000 + i),
+                redfin_id=str(29_100_000 + i),
+            )
+        )
     return listings, photos
 
 

@@ -59,8 +59,14 @@ def test_sigkilled_cli_stops_its_redis_and_workers_and_resumes(tmp_path):
         again = subprocess.run(cli, env=env, cwd=work, capture_output=True, text=True, timeout=180)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already completed" in again.stdout
-        status = subprocess.run([sys.executable, "-m", "homeshots", "status", "killed", "--json"], env=env,
-                                cwd=work, capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            [sys.executable, "-m", "homeshots", "status", "killed", "--json"],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     result = json.loads(status.stdout)["result"]
     assert result["properties_completed"] == 12 and result["properties_failed"] == 0
     assert result["properties_skipped"] > 0

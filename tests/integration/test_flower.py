@@ -26,8 +26,13 @@ def test_flower_with_basic_auth_lists_workers_and_named_tasks(tmp_path, cluster_
     port = free_port()
     with sandbox_for(listings, photos) as sandbox:
         cluster = cluster_factory(sandbox.env() | {"HOMESHOTS_FLOWER_BASIC_AUTH": "admin:s3cret-pass"})
-        flower = subprocess.Popen([sys.executable, "-m", "homeshots", "flower", "--port", str(port)], env=cluster.env,
-                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        flower = subprocess.Popen(
+            [sys.executable, "-m", "homeshots", "flower", "--port", str(port)],
+            env=cluster.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         cluster.workers.append(flower)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

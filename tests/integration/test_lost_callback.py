@@ -15,9 +15,25 @@ def _start_property_only_worker(cluster) -> subprocess.Popen:
     """A worker that consumes property tasks but never the callbacks queue."""
     log = (cluster.logs / "props-only.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", "homeshots", "--concurrency=2",
-         "--without-gossip", "--without-mingle", "--hostname=props-only@%h"],
-        env=cluster.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "-Q",
+            "homeshots",
+            "--concurrency=2",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname=props-only@%h",
+        ],
+        env=cluster.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     cluster.workers.append(proc)
     return proc
 

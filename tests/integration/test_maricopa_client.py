@@ -45,11 +45,13 @@ def sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
-
 def settings_for(sb: SandboxServer, **overrides: object) -> Settings:
     env = sb.env()
-    values: dict[str, object] = {"maricopa_base_url": env["HOMESHOTS_MARICOPA_BASE_URL"],
-                                 "maricopa_token": env["HOMESHOTS_MARICOPA_TOKEN"], "source_max_retries": 3}
+    values: dict[str, object] = {
+        "maricopa_base_url": env["HOMESHOTS_MARICOPA_BASE_URL"],
+        "maricopa_token": env["HOMESHOTS_MARICOPA_TOKEN"],
+        "source_max_retries": 3,
+    }
     return Settings(**(values | overrides))  # type: ignore[arg-type]
 
 
@@ -94,7 +96,8 @@ def test_sandbox_env_points_at_the_service(sandbox: SandboxServer) -> None:
 def test_by_apn_skips_the_search_and_pages_through_sketches(sandbox: SandboxServer) -> None:
     refs = extract(sandbox, CAMELBACK)
     assert [(r.source, r.order, r.key, r.url) for r in refs] == [
-        ("maricopa", i, f"17310005A-sketch-{i + 1}", None) for i in range(3)]
+        ("maricopa", i, f"17310005A-sketch-{i + 1}", None) for i in range(3)
+    ]
     assert all(image(r).size == (800, 600) for r in refs)
     sketches = "/maricopa/parcel/17310005A/sketches/"
     assert paths(sandbox) == ["/maricopa/parcel/17310005A", sketches, sketches]  # 3 pages, 2 per answer
@@ -114,13 +117,16 @@ def test_sketches_are_served_deterministically(sandbox: SandboxServer) -> None:
     assert first[0].data == render_sketch("17310005A", 1)
 
 
-@pytest.mark.parametrize("prop", [
-    Property("p3", "1 Nowhere Rd", city="Phoenix", zip="85001"),  # no search hit
-    Property("p4", "3311 N 44th St", city="Phoenix", zip="85018"),  # listed, but no APN: unknown to the assessor
-    Property("p5", "1824 W Palm Ln", city="Phoenix", zip="85099"),  # the street matches, the zip does not
-    Property("p6", "4732 E Camelback Rd", apn="999-99-999"),  # no such parcel: 404
-    Property("p7", "2245 E Highland Ave", apn="17018097"),  # a parcel without sketches
-])
+@pytest.mark.parametrize(
+    "prop",
+    [
+        Property("p3", "1 Nowhere Rd", city="Phoenix", zip="85001"),  # no search hit
+        Property("p4", "3311 N 44th St", city="Phoenix", zip="85018"),  # listed, but no APN: unknown to the assessor
+        Property("p5", "1824 W Palm Ln", city="Phoenix", zip="85099"),  # the street matches, the zip does not
+        Property("p6", "4732 E Camelback Rd", apn="999-99-999"),  # no such parcel: 404
+        Property("p7", "2245 E Highland Ave", apn="17018097"),  # a parcel without sketches
+    ],
+)
 def test_not_found_is_empty_not_a_failure(sandbox: SandboxServer, prop: Property) -> None:
     assert extract(sandbox, prop) == []
 
@@ -143,10 +149,13 @@ def test_bad_apn_in_the_row_is_an_input_error(sandbox: SandboxServer) -> None:
     assert (err.kind, err.retryable) == ("input", False) and "17-3100-05" in str(err)
 
 
-@pytest.mark.parametrize("prop", [
-    Property("p9", "910 E Osborn Rd", city="Phoenix", zip="85014"),  # the search answers HTML
-    Property("p10", "910 E Osborn Rd", apn="118-04-031"),  # the parcel answers HTML
-])
+@pytest.mark.parametrize(
+    "prop",
+    [
+        Property("p9", "910 E Osborn Rd", city="Phoenix", zip="85014"),  # the search answers HTML
+        Property("p10", "910 E Osborn Rd", apn="118-04-031"),  # the parcel answers HTML
+    ],
+)
 def test_html_answer_is_a_parse_failure(sandbox: SandboxServer, prop: Property) -> None:
     err = failure(sandbox, prop)
     assert (err.kind, err.retryable) == ("parse", False)
@@ -193,7 +202,10 @@ def test_different_parcels_sketches_are_far_apart(sandbox: SandboxServer) -> Non
 
 def test_demo_catalog_sketches_are_far_apart() -> None:
     """Every parcel of the demo catalog against every other, three pages each: dedup must keep them all."""
-    hashes = {(apn, page): imagehash.phash(Image.open(io.BytesIO(render_sketch(apn, page))))
-              for _, _, _, apn in CATALOG for page in (1, 2, 3)}
+    hashes = {
+        (apn, page): imagehash.phash(Image.open(io.BytesIO(render_sketch(apn, page))))
+        for _, _, _, apn in CATALOG
+        for page in (1, 2, 3)
+    }
     closest = min(hashes[a] - hashes[b] for a, b in itertools.combinations(hashes, 2) if a[0] != b[0])
     assert closest > 12

@@ -32,8 +32,13 @@ def test_metrics_show_run_progress_images_and_queue_depth(tmp_path, cluster_fact
         cluster.stop()  # no worker: the next run's first two windows (3 + 1 properties) wait in the queue
         waiting = cluster.cli("backfill", str(props), "--run-id", "m2", "--no-wait")
         assert waiting.returncode == 0, waiting.stderr
-        exporter = subprocess.Popen([sys.executable, "-m", "homeshots", "metrics", "--port", str(port)],
-                                    env=cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        exporter = subprocess.Popen(
+            [sys.executable, "-m", "homeshots", "metrics", "--port", str(port)],
+            env=cluster.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         cluster.workers.append(exporter)
         deadline = time.monotonic() + 30
         while True:
@@ -46,8 +51,10 @@ def test_metrics_show_run_progress_images_and_queue_depth(tmp_path, cluster_fact
     samples = _samples(text)
     assert samples[("homeshots_run_properties", (("run", "m1"), ("state", "completed")))] == 4
     assert samples[("homeshots_run_properties", (("run", "m1"), ("state", "total")))] == 4
-    images = {kind: samples[("homeshots_run_images", (("kind", kind), ("run", "m1"), ("source", "mls")))]
-              for kind in ("found", "stored", "duplicate", "failed")}
+    images = {
+        kind: samples[("homeshots_run_images", (("kind", kind), ("run", "m1"), ("source", "mls")))]
+        for kind in ("found", "stored", "duplicate", "failed")
+    }
     assert images == {"found": 14, "stored": 12, "duplicate": 2, "failed": 0}
     assert samples[("homeshots_run_finished", (("run", "m1"),))] == 1
     assert samples[("homeshots_queue_depth", (("queue", "homeshots"),))] == 4

@@ -39,7 +39,6 @@ def sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
-
 def settings_for(sb: SandboxServer, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "mls_base_url": sb.mls_base_url,
@@ -57,9 +56,7 @@ def extract(
 ) -> list[ImageRef]:
     async def run() -> list[ImageRef]:
         async with httpx.AsyncClient() as client:
-            extractor = MlsExtractor(
-                client, settings_for(sb, **kw), tokens or TokenCache(), sleep=sleep or Sleeps()
-            )
+            extractor = MlsExtractor(client, settings_for(sb, **kw), tokens or TokenCache(), sleep=sleep or Sleeps())
             return await extractor.extract(prop)
 
     return asyncio.run(run())

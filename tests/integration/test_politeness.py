@@ -6,8 +6,9 @@ from tests.integration.helpers import make_catalog, sandbox_for, status_json, wr
 
 
 def _api_times(sandbox, prefix: str = "/reso/odata/Property") -> list[float]:
-    return [t for (_, path), t in zip(sandbox.request_log, sandbox.request_times, strict=True)
-            if path.startswith(prefix)]
+    return [
+        t for (_, path), t in zip(sandbox.request_log, sandbox.request_times, strict=True) if path.startswith(prefix)
+    ]
 
 
 def test_two_workers_share_one_rate_limit(tmp_path, cluster_factory):

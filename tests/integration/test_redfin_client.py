@@ -25,14 +25,29 @@ MASTER = (1024, 768)
 
 def _listings() -> list[Listing]:
     return [
-        Listing("PHX1001", "4732 E Camelback Rd", "Phoenix", "85018", ["a1.jpg", "a2.jpg", "a3.jpg"],
-                redfin_id="27000001"),
+        Listing(
+            "PHX1001", "4732 E Camelback Rd", "Phoenix", "85018", ["a1.jpg", "a2.jpg", "a3.jpg"], redfin_id="27000001"
+        ),
         # same house number, other street: listed by autocomplete, never to be taken for 4732 E Camelback Rd
         Listing("PHX1020", "4732 E Calle Del Norte", "Phoenix", "85018", ["n1.jpg"], redfin_id="27000020"),
-        Listing("PHX1008", "5220 E Windsor Ave", "Phoenix", "85008", ["w1.jpg"], redfin_id="27000008",
-                blocked=frozenset({"redfin"})),
-        Listing("PHX1009", "7015 N Central Ave", "Phoenix", "85020", ["c1.jpg"], redfin_id="27000009",
-                sources=ALL_SOURCES - {"redfin"}),
+        Listing(
+            "PHX1008",
+            "5220 E Windsor Ave",
+            "Phoenix",
+            "85008",
+            ["w1.jpg"],
+            redfin_id="27000008",
+            blocked=frozenset({"redfin"}),
+        ),
+        Listing(
+            "PHX1009",
+            "7015 N Central Ave",
+            "Phoenix",
+            "85020",
+            ["c1.jpg"],
+            redfin_id="27000009",
+            sources=ALL_SOURCES - {"redfin"},
+        ),
     ]
 
 
@@ -42,7 +57,6 @@ def sandbox() -> Iterator[SandboxServer]:
     photos = {name: generate_photo(i, size=MASTER) for i, name in enumerate(names)}
     with SandboxServer(_listings(), photos, services=["redfin"]) as server:
         yield server
-
 
 
 def extract(sb: SandboxServer, prop: Property, *, sleep: Sleeps | None = None, **kw: object) -> list[ImageRef]:
@@ -63,7 +77,9 @@ def full_screen(sb: SandboxServer, *names: str) -> list[str]:
     return [sb.variant_url("redfin", n, round(0.625 * MASTER[0]), "webp") for n in names]
 
 
-BY_URL = Property("p1", "ignored", redfin_url="https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001")
+BY_URL = Property(
+    "p1", "ignored", redfin_url="https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001"
+)
 BY_ADDRESS = Property("p1", "4732 E Camelback Rd", city="Phoenix", state="AZ", zip="85018")
 BLOCKED = Property("p8", "5220 E Windsor Ave", city="Phoenix", state="AZ", zip="85008")
 
@@ -96,10 +112,12 @@ def test_url_without_id_falls_back_to_the_address(sandbox: SandboxServer) -> Non
 
 @pytest.mark.parametrize(
     "prop",
-    [Property("p12", "1290 E Missouri Ave", city="Phoenix", zip="85014"),  # Redfin has no such address
-     Property("p13", "x", redfin_url="https://www.redfin.com/AZ/Phoenix/x/home/99999999"),  # Home not found
-     Property("p9", "7015 N Central Ave", city="Phoenix", zip="85020"),  # not listed on Redfin
-     Property("p1", "4732 E Camelback Rd", zip="85251")],  # the street exists, in another zip
+    [
+        Property("p12", "1290 E Missouri Ave", city="Phoenix", zip="85014"),  # Redfin has no such address
+        Property("p13", "x", redfin_url="https://www.redfin.com/AZ/Phoenix/x/home/99999999"),  # Home not found
+        Property("p9", "7015 N Central Ave", city="Phoenix", zip="85020"),  # not listed on Redfin
+        Property("p1", "4732 E Camelback Rd", zip="85251"),
+    ],  # the street exists, in another zip
 )
 def test_unknown_home_is_empty_not_an_error(sandbox: SandboxServer, prop: Property) -> None:
     assert extract(sandbox, prop) == []
@@ -148,9 +166,11 @@ def test_503_forever_is_retryable_after_max_retries(sandbox: SandboxServer) -> N
 
 @pytest.mark.parametrize(
     ("body", "why"),
-    [(b'{}&&{"version":586,"errorMessage":"Success","resultCode":0,"payload":{"mediaBrow', "truncated"),
-     (b'{}&&{"version":586,"errorMessage":"Success","resultCode":0,"payload":{}}', "mediaBrowserInfo is missing"),
-     (b'{}&&{"errorMessage":"Internal error","resultCode":500}', "resultCode is 500")],
+    [
+        (b'{}&&{"version":586,"errorMessage":"Success","resultCode":0,"payload":{"mediaBrow', "truncated"),
+        (b'{}&&{"version":586,"errorMessage":"Success","resultCode":0,"payload":{}}', "mediaBrowserInfo is missing"),
+        (b'{}&&{"errorMessage":"Internal error","resultCode":500}', "resultCode is 500"),
+    ],
 )
 def test_bad_body_is_a_permanent_parse_error(sandbox: SandboxServer, body: bytes, why: str) -> None:
     sandbox.fail(ABOVE, 200, 1, body=body)

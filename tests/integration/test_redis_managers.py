@@ -12,9 +12,19 @@ from managers.run_manager import RunManager
 
 
 def _record(sha: str, phash: int, pid: str = "p1", dhash: int = 0) -> ImageRecord:
-    return ImageRecord(sha256=sha, phash=int_to_hex(phash), raw_key=f"raw/{sha}.jpg",
-                       processed_key=f"processed/{sha}.png", width=10, height=10, property_id=pid,
-                       source="mls", source_url=f"http://x/{sha}", run_id="r", dhash=int_to_hex(dhash))
+    return ImageRecord(
+        sha256=sha,
+        phash=int_to_hex(phash),
+        raw_key=f"raw/{sha}.jpg",
+        processed_key=f"processed/{sha}.png",
+        width=10,
+        height=10,
+        property_id=pid,
+        source="mls",
+        source_url=f"http://x/{sha}",
+        run_id="r",
+        dhash=int_to_hex(dhash),
+    )
 
 
 def _flip(value: int, bits: int, rng: random.Random) -> int:

@@ -10,8 +10,16 @@ import pytest
 
 from tests.integration.helpers import make_catalog, sandbox_for, write_csv
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_report_is_self_contained_and_its_images_load(tmp_path, cluster_factory):
@@ -30,9 +38,19 @@ def test_report_is_self_contained_and_its_images_load(tmp_path, cluster_factory)
     assert "Merged duplicates (2)" in page and "pHash distance 0" in page
     assert "src='http" not in page and "src='file" not in page, "every picture is embedded"
 
-    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}",
-                          "--virtual-time-budget=10000", "--dump-dom", out.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     body = re.search(r"<body[^>]*>", dom)
     assert body, dom[:500]
     total = int(re.search(r'data-images-total="(\d+)"', body.group(0)).group(1))

@@ -14,8 +14,10 @@ def test_zillow_goes_through_its_proxy_with_its_user_agent(tmp_path, cluster_fac
         listing.zpid = str(9_200_000 + i)
     props = write_csv(tmp_path / "props.csv", listings)
     with SandboxServer(listings, photos, services=["mls", "zillow"]) as sandbox, ForwardProxy() as proxy:
-        env = sandbox.env() | {"HOMESHOTS_ZILLOW_PROXY_URL": proxy.url,
-                               "HOMESHOTS_ZILLOW_USER_AGENT": "Mozilla/5.0 (homeshots-test)"}
+        env = sandbox.env() | {
+            "HOMESHOTS_ZILLOW_PROXY_URL": proxy.url,
+            "HOMESHOTS_ZILLOW_USER_AGENT": "Mozilla/5.0 (homeshots-test)",
+        }
         cluster = cluster_factory(env)
         proc = cluster.cli("backfill", str(props), "--run-id", "proxied")
         assert proc.returncode == 0, proc.stderr + cluster.worker_log()

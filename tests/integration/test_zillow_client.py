@@ -29,10 +29,18 @@ def _listings() -> list[Listing]:
     return [
         Listing("PHX1001", "4732 E Camelback Rd", "Phoenix", "85018", ["a1.jpg", "a2.jpg", "a3.jpg"], zpid="7000001"),
         Listing("PHX1010", "4411 N 40th St", "Phoenix", "85018", ["b1.jpg", "b2.jpg"], zpid="7000010"),
-        Listing("PHX1008", "5220 E Windsor Ave", "Phoenix", "85008", ["c1.jpg"], zpid="7000008",
-                blocked=frozenset({"zillow"})),
-        Listing("PHX1009", "7015 N Central Ave", "Phoenix", "85020", ["d1.jpg"], zpid="7000009",
-                sources=frozenset({"mls"})),  # not on Zillow at all
+        Listing(
+            "PHX1008",
+            "5220 E Windsor Ave",
+            "Phoenix",
+            "85008",
+            ["c1.jpg"],
+            zpid="7000008",
+            blocked=frozenset({"zillow"}),
+        ),
+        Listing(
+            "PHX1009", "7015 N Central Ave", "Phoenix", "85020", ["d1.jpg"], zpid="7000009", sources=frozenset({"mls"})
+        ),  # not on Zillow at all
     ]
 
 
@@ -42,7 +50,6 @@ def sandbox() -> Iterator[SandboxServer]:
     photos = {name: generate_photo(i, size=SIZE) for i, name in enumerate(names)}
     with SandboxServer(_listings(), photos, services=["zillow"]) as server:
         yield server
-
 
 
 class CountingLimiter:
@@ -58,8 +65,14 @@ class CountingLimiter:
         pass
 
 
-def extract(sb: SandboxServer, prop: Property, *, sleep: Sleeps | None = None, limiter: CountingLimiter | None = None,
-            **settings: object) -> list[ImageRef]:
+def extract(
+    sb: SandboxServer,
+    prop: Property,
+    *,
+    sleep: Sleeps | None = None,
+    limiter: CountingLimiter | None = None,
+    **settings: object,
+) -> list[ImageRef]:
     config = Settings(zillow_base_url=sb.env()["HOMESHOTS_ZILLOW_BASE_URL"], **settings)  # type: ignore[arg-type]
 
     async def run() -> list[ImageRef]:
@@ -207,12 +220,15 @@ def test_relative_redirect_is_followed_and_html_is_asked_for() -> None:
     assert {r.headers["accept"] for r in seen} == {"text/html"}
 
 
-@pytest.mark.parametrize(("location", "message"), [
-    ("https://evil.example/homedetails/x/1_zpid/", "redirected off Zillow to https://evil.example/"),
-    ("http://www.zillow.com:8080/homedetails/", "redirected off Zillow"),
-    ("ftp://www.zillow.com/homedetails/", "redirected off Zillow"),
-    ("", "HTTP 301 without Location"),
-])
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("https://evil.example/homedetails/x/1_zpid/", "redirected off Zillow to https://evil.example/"),
+        ("http://www.zillow.com:8080/homedetails/", "redirected off Zillow"),
+        ("ftp://www.zillow.com/homedetails/", "redirected off Zillow"),
+        ("", "HTTP 301 without Location"),
+    ],
+)
 def test_redirect_off_zillow_is_refused(location: str, message: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(301, headers={"Location": location} if location else {})

@@ -46,22 +46,54 @@ def test_failed_source_counts_failure_kind() -> None:
 def test_apply_counters_builds_source_stats_and_failures() -> None:
     result = ExtractionResult()
     result.apply_counters(one_property().to_counters() | {"fail.mls.image_http_404": 0, "bogus.key": 7})
-    assert (result.total_images, result.unique_images, result.duplicate_images,
-            result.failed_downloads, result.images_stored) == (5, 3, 1, 1, 2)
-    assert result.by_source == {"mls": SourceStats(
-        source="mls", properties_processed=1, images_found=5, images_downloaded=4, images_failed=1,
-        duplicates_detected=1, images_stored=2, failures={"image_timeout": 1})}
+    assert (
+        result.total_images,
+        result.unique_images,
+        result.duplicate_images,
+        result.failed_downloads,
+        result.images_stored,
+    ) == (5, 3, 1, 1, 2)
+    assert result.by_source == {
+        "mls": SourceStats(
+            source="mls",
+            properties_processed=1,
+            images_found=5,
+            images_downloaded=4,
+            images_failed=1,
+            duplicates_detected=1,
+            images_stored=2,
+            failures={"image_timeout": 1},
+        )
+    }
 
 
 def test_to_dict_has_seed_fields_rate_and_duration() -> None:
     start = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    result = ExtractionResult(run_id="r1", total_properties=3, properties_completed=2, properties_failed=1,
-                              start_time=start, end_time=start + timedelta(seconds=90.5))
+    result = ExtractionResult(
+        run_id="r1",
+        total_properties=3,
+        properties_completed=2,
+        properties_failed=1,
+        start_time=start,
+        end_time=start + timedelta(seconds=90.5),
+    )
     result.apply_counters(one_property().to_counters())
     d = result.to_dict()
-    seed = {"total_properties", "properties_completed", "properties_failed", "properties_skipped", "total_images",
-            "unique_images", "duplicate_images", "failed_downloads", "by_source", "start_time", "end_time",
-            "duration_seconds", "success_rate"}
+    seed = {
+        "total_properties",
+        "properties_completed",
+        "properties_failed",
+        "properties_skipped",
+        "total_images",
+        "unique_images",
+        "duplicate_images",
+        "failed_downloads",
+        "by_source",
+        "start_time",
+        "end_time",
+        "duration_seconds",
+        "success_rate",
+    }
     assert seed <= d.keys()
     assert d["success_rate"] == 66.67
     assert d["duration_seconds"] == 90.5

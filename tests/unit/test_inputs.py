@@ -65,9 +65,7 @@ def test_good_csv(tmp_path: Path) -> None:
         zpid="12345",
         redfin_url="https://www.redfin.com/x",
     )
-    assert props[1] == Property(
-        property_id=derive_property_id("1 Main St", None, None, None), address="1 Main St"
-    )
+    assert props[1] == Property(property_id=derive_property_id("1 Main St", None, None, None), address="1 Main St")
 
 
 def test_csv_columns_subset_any_order_and_blank_lines(tmp_path: Path) -> None:
@@ -212,9 +210,7 @@ def test_explicit_duplicate_property_id(tmp_path: Path) -> None:
 
 
 def test_skip_bad_rows_yields_badrow_and_keeps_good(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, "p.csv", "address,zip\n1 A St,85001\n2 B St,bad\n,85001\n3 C St,\n1 a street,85001\n"
-    )
+    path = write(tmp_path, "p.csv", "address,zip\n1 A St,85001\n2 B St,bad\n,85001\n3 C St,\n1 a street,85001\n")
     out = list(read_properties(path, skip_bad_rows=True))
     good = [p.address for p in out if isinstance(p, Property)]
     bad = [b for b in out if isinstance(b, BadRow)]

@@ -39,10 +39,13 @@ PARCEL = """
 
 def sketches_doc(total: int = 2) -> dict[str, Any]:
     """Shape of /parcel/{apn}/sketches/: page count and base64 PNG pages (deliberately out of order)."""
-    return {"TotalPages": total, "Pages": [
-        {"Sketch": base64.b64encode(PNG_2).decode(), "PageNum": 2, "APN": "17310005A"},
-        {"Sketch": base64.b64encode(PNG_1).decode(), "PageNum": 1, "APN": "17310005A"},
-    ]}
+    return {
+        "TotalPages": total,
+        "Pages": [
+            {"Sketch": base64.b64encode(PNG_2).decode(), "PageNum": 2, "APN": "17310005A"},
+            {"Sketch": base64.b64encode(PNG_1).decode(), "PageNum": 1, "APN": "17310005A"},
+        ],
+    }
 
 
 def camelback(**kw: Any) -> Property:
@@ -53,16 +56,24 @@ def camelback(**kw: Any) -> Property:
 # --- APNs --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("17310005A", "17310005A"), ("173-10-005a", "17310005A"), (" 111-24-062 ", "11124062"),
-    ("112-47-1234", "112471234"), ("112.47.1234", "112471234"), ("173 10 005A", "17310005A"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("17310005A", "17310005A"),
+        ("173-10-005a", "17310005A"),
+        (" 111-24-062 ", "11124062"),
+        ("112-47-1234", "112471234"),
+        ("112.47.1234", "112471234"),
+        ("173 10 005A", "17310005A"),
+    ],
+)
 def test_normalize_apn(raw: str, expected: str) -> None:
     assert normalize_apn(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "1731000", "17-310-005", "173-10-005AB", "173--10-005", "ABC-DE-FGH",
-                                 "173-10-00512", "173/10/005"])
+@pytest.mark.parametrize(
+    "raw", ["", "1731000", "17-310-005", "173-10-005AB", "173--10-005", "ABC-DE-FGH", "173-10-00512", "173/10/005"]
+)
 def test_normalize_apn_rejects_bad_shapes(raw: str) -> None:
     with pytest.raises(ParseError, match="not a Maricopa APN"):
         normalize_apn(raw)
@@ -95,8 +106,12 @@ def test_load_json_truncated_or_malformed(body: bytes) -> None:
 def test_parse_search_recorded() -> None:
     rows = parse_search(json.loads(SEARCH), property_id="p1")
     assert [r["APN"] for r in rows] == ["17310005A", "17310006", "50138237"]
-    assert rows[0] == {"APN": "17310005A", "SitusAddress": "4732 E CAMELBACK RD", "SitusCity": "PHOENIX",
-                       "SitusZip": "85018"}
+    assert rows[0] == {
+        "APN": "17310005A",
+        "SitusAddress": "4732 E CAMELBACK RD",
+        "SitusCity": "PHOENIX",
+        "SitusZip": "85018",
+    }
     assert rows[2]["SitusZip"] == "85205"  # a zip sent as a number
 
 
@@ -107,16 +122,19 @@ def test_parse_search_other_list_name_and_no_hits() -> None:
     assert parse_search({"TOTAL": 0, "Results": None}, property_id="p1") == []
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.pop("Results"), "Results is missing"),
-    (lambda d: d.update(Results={"APN": "17310005A"}), "Results is not a list"),
-    (lambda d: d["Results"].__setitem__(1, "17310005A"), r"Results\[1\] is not an object"),
-    (lambda d: d["Results"][0].pop("APN"), r"Results\[0\]\.APN is missing"),
-    (lambda d: d["Results"][0].update(APN=17310005), r"Results\[0\]\.APN: .* not a string"),
-    (lambda d: d["Results"][2].update(APN="5013-8237"), r"Results\[2\]\.APN: .* not a Maricopa APN"),
-    (lambda d: d["Results"][0].update(SitusAddress=["4732"]), r"Results\[0\]\.SitusAddress is not a string"),
-    (lambda d: d["Results"][1].update(SitusCity=7), r"Results\[1\]\.SitusCity is not a string"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.pop("Results"), "Results is missing"),
+        (lambda d: d.update(Results={"APN": "17310005A"}), "Results is not a list"),
+        (lambda d: d["Results"].__setitem__(1, "17310005A"), r"Results\[1\] is not an object"),
+        (lambda d: d["Results"][0].pop("APN"), r"Results\[0\]\.APN is missing"),
+        (lambda d: d["Results"][0].update(APN=17310005), r"Results\[0\]\.APN: .* not a string"),
+        (lambda d: d["Results"][2].update(APN="5013-8237"), r"Results\[2\]\.APN: .* not a Maricopa APN"),
+        (lambda d: d["Results"][0].update(SitusAddress=["4732"]), r"Results\[0\]\.SitusAddress is not a string"),
+        (lambda d: d["Results"][1].update(SitusCity=7), r"Results\[1\]\.SitusCity is not a string"),
+    ],
+)
 def test_parse_search_bad_payloads(mutate: Any, message: str) -> None:
     doc = json.loads(SEARCH)
     mutate(doc)
@@ -165,11 +183,14 @@ def test_parse_parcel_recorded() -> None:
     assert parse_parcel(None, apn="17310005A") is None
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    ([{"APN": "17310005A"}], "body is not a JSON object"),
-    ({"APN": "111-24-062"}, "answer is about parcel 11124062"),
-    ({"APN": "nope"}, r"body\.APN: .* not a Maricopa APN"),
-])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([{"APN": "17310005A"}], "body is not a JSON object"),
+        ({"APN": "111-24-062"}, "answer is about parcel 11124062"),
+        ({"APN": "nope"}, r"body\.APN: .* not a Maricopa APN"),
+    ],
+)
 def test_parse_parcel_bad(payload: object, message: str) -> None:
     with pytest.raises(ParseError, match=message):
         parse_parcel(payload, apn="17310005A")
@@ -181,8 +202,10 @@ def test_parse_parcel_bad(payload: object, message: str) -> None:
 def test_parse_sketches_recorded() -> None:
     refs, total = parse_sketches(sketches_doc(), apn="17310005A")
     assert total == 2
-    assert [(r.order, r.key, r.data) for r in refs] == [(0, "17310005A-sketch-1", PNG_1),
-                                                        (1, "17310005A-sketch-2", PNG_2)]
+    assert [(r.order, r.key, r.data) for r in refs] == [
+        (0, "17310005A-sketch-1", PNG_1),
+        (1, "17310005A-sketch-2", PNG_2),
+    ]
     assert all(r.source == "maricopa" and r.url is None for r in refs)
     assert refs[0].source_url == "maricopa:inline:17310005A-sketch-1"
 
@@ -198,23 +221,26 @@ def test_parse_sketches_partial_answer_and_lenient_encodings() -> None:
     assert parse_sketches({"TotalPages": 0, "Pages": None}, apn="17310005A") == ([], 0)
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.pop("TotalPages"), r"body\.TotalPages is missing"),
-    (lambda d: d.update(TotalPages="two"), r"TotalPages is not a whole number"),
-    (lambda d: d.update(TotalPages=True), r"TotalPages is not a whole number"),
-    (lambda d: d.update(TotalPages=1), r"PageNum 2\): PageNum is beyond TotalPages 1"),
-    (lambda d: d.pop("Pages"), "Pages is missing"),
-    (lambda d: d.update(Pages={"1": "x"}), "Pages is not a list"),
-    (lambda d: d["Pages"].append("iVBORw0KGgo="), r"Pages\[2\] is not an object"),
-    (lambda d: d["Pages"][0].pop("PageNum"), r"Pages\[0\]\.PageNum is missing"),
-    (lambda d: d["Pages"][0].update(PageNum=0), r"Pages\[0\]\.PageNum is 0, below 1"),
-    (lambda d: d["Pages"][0].update(PageNum=1.5), r"Pages\[0\]\.PageNum is not a whole number"),
-    (lambda d: d["Pages"][1].pop("Sketch"), r"Pages\[1\] \(PageNum 1\)\.Sketch is missing"),
-    (lambda d: d["Pages"][1].update(Sketch=[1, 2]), r"Pages\[1\] \(PageNum 1\)\.Sketch is not a string"),
-    (lambda d: d["Pages"][1].update(Sketch=""), r"Pages\[1\] \(PageNum 1\)\.Sketch is empty"),
-    (lambda d: d["Pages"][0].update(APN="111-24-062"), r"Pages\[0\] \(PageNum 2\) belongs to parcel 11124062"),
-    (lambda d: d["Pages"][0].update(APN="x"), r"Pages\[0\] \(PageNum 2\)\.APN: .* not a Maricopa APN"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.pop("TotalPages"), r"body\.TotalPages is missing"),
+        (lambda d: d.update(TotalPages="two"), r"TotalPages is not a whole number"),
+        (lambda d: d.update(TotalPages=True), r"TotalPages is not a whole number"),
+        (lambda d: d.update(TotalPages=1), r"PageNum 2\): PageNum is beyond TotalPages 1"),
+        (lambda d: d.pop("Pages"), "Pages is missing"),
+        (lambda d: d.update(Pages={"1": "x"}), "Pages is not a list"),
+        (lambda d: d["Pages"].append("iVBORw0KGgo="), r"Pages\[2\] is not an object"),
+        (lambda d: d["Pages"][0].pop("PageNum"), r"Pages\[0\]\.PageNum is missing"),
+        (lambda d: d["Pages"][0].update(PageNum=0), r"Pages\[0\]\.PageNum is 0, below 1"),
+        (lambda d: d["Pages"][0].update(PageNum=1.5), r"Pages\[0\]\.PageNum is not a whole number"),
+        (lambda d: d["Pages"][1].pop("Sketch"), r"Pages\[1\] \(PageNum 1\)\.Sketch is missing"),
+        (lambda d: d["Pages"][1].update(Sketch=[1, 2]), r"Pages\[1\] \(PageNum 1\)\.Sketch is not a string"),
+        (lambda d: d["Pages"][1].update(Sketch=""), r"Pages\[1\] \(PageNum 1\)\.Sketch is empty"),
+        (lambda d: d["Pages"][0].update(APN="111-24-062"), r"Pages\[0\] \(PageNum 2\) belongs to parcel 11124062"),
+        (lambda d: d["Pages"][0].update(APN="x"), r"Pages\[0\] \(PageNum 2\)\.APN: .* not a Maricopa APN"),
+    ],
+)
 def test_parse_sketches_bad_payloads(mutate: Any, message: str) -> None:
     doc = copy.deepcopy(sketches_doc())
     mutate(doc)

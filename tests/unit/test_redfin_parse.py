@@ -73,8 +73,14 @@ def test_strip_prefix_bytes_str_and_plain_json() -> None:
 
 @pytest.mark.parametrize(
     ("body", "problem"),
-    [(b"", "empty"), (b"{}&&", "empty"), (b"<!DOCTYPE html><html>hi</html>", "HTML"),
-     (b'{}&&{"payload":{"sections":[', "truncated"), (b"\xff\xfe{}", "not UTF-8"), ("{}&&nope", "not JSON")],
+    [
+        (b"", "empty"),
+        (b"{}&&", "empty"),
+        (b"<!DOCTYPE html><html>hi</html>", "HTML"),
+        (b'{}&&{"payload":{"sections":[', "truncated"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        ("{}&&nope", "not JSON"),
+    ],
 )
 def test_strip_prefix_refuses_what_is_not_json(body: bytes | str, problem: str) -> None:
     raises(strip_prefix, body, match=problem)
@@ -82,12 +88,17 @@ def test_strip_prefix_refuses_what_is_not_json(body: bytes | str, problem: str) 
 
 @pytest.mark.parametrize(
     ("url", "expected"),
-    [("https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001", "27000001"),
-     ("https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001/", "27000001"),
-     ("https://www.redfin.com/AZ/Phoenix/1-Main-St-85018/unit-5/home/123?utm_source=x#photos", "123"),
-     ("http://evil.example/home/42", "42"), ("https://www.redfin.com/AZ/Phoenix/home/abc", None),
-     ("https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001x", None),
-     ("https://www.redfin.com/city/14240/AZ/Phoenix", None), ("", None), (None, None)],
+    [
+        ("https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001", "27000001"),
+        ("https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001/", "27000001"),
+        ("https://www.redfin.com/AZ/Phoenix/1-Main-St-85018/unit-5/home/123?utm_source=x#photos", "123"),
+        ("http://evil.example/home/42", "42"),
+        ("https://www.redfin.com/AZ/Phoenix/home/abc", None),
+        ("https://www.redfin.com/AZ/Phoenix/4732-E-Camelback-Rd-85018/home/27000001x", None),
+        ("https://www.redfin.com/city/14240/AZ/Phoenix", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_property_id_from_url(url: str | None, expected: str | None) -> None:
     assert property_id_from_url(url) == expected
@@ -95,18 +106,24 @@ def test_property_id_from_url(url: str | None, expected: str | None) -> None:
 
 @pytest.mark.parametrize(
     "page",
-    ["<html><head><title>Access Denied</title></head><body>Reference #18.2f</body></html>",
-     "<!DOCTYPE html><title>Just a moment...</title><script src='/cdn-cgi/challenge-platform/h/b'></script>",
-     "<html><body><div id='px-captcha'></div>Press &amp; Hold</body></html>",
-     "<html><script>window.gokuProps = {}; AwsWafIntegration.getToken()</script></html>"],
+    [
+        "<html><head><title>Access Denied</title></head><body>Reference #18.2f</body></html>",
+        "<!DOCTYPE html><title>Just a moment...</title><script src='/cdn-cgi/challenge-platform/h/b'></script>",
+        "<html><body><div id='px-captcha'></div>Press &amp; Hold</body></html>",
+        "<html><script>window.gokuProps = {}; AwsWafIntegration.getToken()</script></html>",
+    ],
 )
 def test_challenge_pages_are_recognised(page: str) -> None:
     assert is_challenge_page(page)
 
 
 @pytest.mark.parametrize(
-    "text", ['{}&&{"payload":{"remarks":"no captcha needed, access denied to pets"}}',
-             "<html><title>Page not found</title><body>We lost that one.</body></html>", ""],
+    "text",
+    [
+        '{}&&{"payload":{"remarks":"no captcha needed, access denied to pets"}}',
+        "<html><title>Page not found</title><body>We lost that one.</body></html>",
+        "",
+    ],
 )
 def test_json_and_plain_pages_are_not_challenges(text: str) -> None:
     assert not is_challenge_page(text)
@@ -151,8 +168,23 @@ def test_other_zip_or_city_is_another_house() -> None:
 
 
 def test_unit_spelling_does_not_matter() -> None:
-    body = {"resultCode": 0, "payload": {"sections": [{"rows": [
-        {"id": "1_9", "type": 1, "name": "100 N Central Ave Unit 5", "url": "/AZ/Phoenix/x-85004/home/9"}]}]}}
+    body = {
+        "resultCode": 0,
+        "payload": {
+            "sections": [
+                {
+                    "rows": [
+                        {
+                            "id": "1_9",
+                            "type": 1,
+                            "name": "100 N Central Ave Unit 5",
+                            "url": "/AZ/Phoenix/x-85004/home/9",
+                        }
+                    ]
+                }
+            ]
+        },
+    }
     assert parse_autocomplete(body, prop=Property("p", "100 N Central Ave #5", zip="85004")) == "9"
 
 
@@ -160,14 +192,20 @@ def test_unit_spelling_does_not_matter() -> None:
     "payload", [{"sections": []}, {}, {"sections": [{"rows": None, "name": "Places"}]}, {"sections": None}]
 )
 def test_no_rows_is_not_found(payload: dict[str, Any]) -> None:
-    assert parse_autocomplete({"version": 1, "errorMessage": "Success", "resultCode": 0, "payload": payload},
-                              prop=PROP) is None
+    assert (
+        parse_autocomplete({"version": 1, "errorMessage": "Success", "resultCode": 0, "payload": payload}, prop=PROP)
+        is None
+    )
 
 
 def test_not_found_result_code_is_none_other_codes_are_named() -> None:
     assert parse_autocomplete({"errorMessage": "Location not found", "resultCode": 1}, prop=PROP) is None
-    raises(parse_autocomplete, {"errorMessage": "Invalid argument", "resultCode": 101}, prop=PROP,
-           match=r"autocomplete: resultCode is 101 \('Invalid argument'\)")
+    raises(
+        parse_autocomplete,
+        {"errorMessage": "Invalid argument", "resultCode": 101},
+        prop=PROP,
+        match=r"autocomplete: resultCode is 101 \('Invalid argument'\)",
+    )
     raises(parse_autocomplete, {"resultCode": 2}, prop=PROP, match="no errorMessage")
 
 
@@ -190,18 +228,22 @@ ROW1 = ["payload", "sections", 0, "rows", 1]
 
 @pytest.mark.parametrize(
     ("path", "value", "message"),
-    [(["payload"], KeyError, "payload is missing"), (["payload"], [], "payload is not an object"),
-     (["resultCode"], "0", "resultCode is not a number"), (["resultCode"], True, "resultCode is not a number"),
-     ([*EXACT_ROW], "1_27000001", "payload.exactMatch is not an object"),
-     ([*EXACT_ROW, "id"], KeyError, "payload.exactMatch.id is missing"),
-     ([*EXACT_ROW, "id"], "27000001", r"payload.exactMatch.id is not '<type>_<propertyId>'"),
-     ([*EXACT_ROW, "url"], 5, "payload.exactMatch.url is not a string"),
-     (["payload", "sections"], {"rows": []}, "payload.sections is not a list"),
-     (["payload", "sections", 0], "Addresses", r"payload.sections\[0\] is not an object"),
-     (["payload", "sections", 0, "rows"], {"id": "1_1"}, r"payload.sections\[0\].rows is not a list"),
-     ([*ROW1], None, r"payload.sections\[0\].rows\[1\] is not an object"),
-     ([*ROW1, "name"], ["4732 E Camelback Rd"], r"payload.sections\[0\].rows\[1\].name is not a string"),
-     ([*ROW1, "id"], "1_abc", r"payload.sections\[0\].rows\[1\].id is not '<type>_<propertyId>'")],
+    [
+        (["payload"], KeyError, "payload is missing"),
+        (["payload"], [], "payload is not an object"),
+        (["resultCode"], "0", "resultCode is not a number"),
+        (["resultCode"], True, "resultCode is not a number"),
+        ([*EXACT_ROW], "1_27000001", "payload.exactMatch is not an object"),
+        ([*EXACT_ROW, "id"], KeyError, "payload.exactMatch.id is missing"),
+        ([*EXACT_ROW, "id"], "27000001", r"payload.exactMatch.id is not '<type>_<propertyId>'"),
+        ([*EXACT_ROW, "url"], 5, "payload.exactMatch.url is not a string"),
+        (["payload", "sections"], {"rows": []}, "payload.sections is not a list"),
+        (["payload", "sections", 0], "Addresses", r"payload.sections\[0\] is not an object"),
+        (["payload", "sections", 0, "rows"], {"id": "1_1"}, r"payload.sections\[0\].rows is not a list"),
+        ([*ROW1], None, r"payload.sections\[0\].rows\[1\] is not an object"),
+        ([*ROW1, "name"], ["4732 E Camelback Rd"], r"payload.sections\[0\].rows\[1\].name is not a string"),
+        ([*ROW1, "id"], "1_abc", r"payload.sections\[0\].rows\[1\].id is not '<type>_<propertyId>'"),
+    ],
 )
 def test_autocomplete_wrong_shapes_name_the_field(path: list[Any], value: Any, message: str) -> None:
     body = _broken(AUTOCOMPLETE, path, value)
@@ -230,8 +272,9 @@ def test_photos_in_order_full_screen_first_with_photo_ids() -> None:
 
 
 def test_home_not_found_and_no_photos_are_empty() -> None:
-    assert parse_above_the_fold({"version": 586, "errorMessage": "Home not found", "resultCode": 1},
-                                property_id="1") == []
+    assert (
+        parse_above_the_fold({"version": 586, "errorMessage": "Home not found", "resultCode": 1}, property_id="1") == []
+    )
     body = doc(ABOVE_THE_FOLD)
     body["payload"]["mediaBrowserInfo"]["photos"] = []
     assert parse_above_the_fold(body, property_id="1") == []
@@ -245,19 +288,21 @@ PHOTO0 = [*MEDIA, "photos", 0]
 
 @pytest.mark.parametrize(
     ("path", "value", "message"),
-    [(["payload"], KeyError, "aboveTheFold: payload is missing"),
-     (["payload"], "x", "aboveTheFold: payload is not an object"),
-     (["resultCode"], 500, r"aboveTheFold: resultCode is 500 \('Success'\)"),
-     ([*MEDIA], KeyError, "payload.mediaBrowserInfo is missing"),
-     ([*MEDIA], [], "payload.mediaBrowserInfo is not an object"),
-     ([*MEDIA, "photos"], {"0": {}}, "payload.mediaBrowserInfo.photos is not a list"),
-     ([*PHOTO0], "https://x/1.jpg", r"photos\[0\] is not an object"),
-     ([*PHOTO0, "photoUrls"], KeyError, r"photos\[0\].photoUrls is missing"),
-     ([*PHOTO0, "photoUrls"], "https://x/1.jpg", r"photos\[0\].photoUrls is not an object"),
-     ([*PHOTO0, "photoUrls", "fullScreenPhotoUrl"], 7, r"photos\[0\].photoUrls.fullScreenPhotoUrl is not a string"),
-     ([*PHOTO0, "photoUrls", "nonFullScreenPhotoUrl"], {}, r"nonFullScreenPhotoUrl is not a string"),
-     ([*PHOTO0, "photoId"], {"id": 1}, r"photos\[0\].photoId is not a string or number"),
-     ([*PHOTO0, "photoId"], False, r"photos\[0\].photoId is not a string or number")],
+    [
+        (["payload"], KeyError, "aboveTheFold: payload is missing"),
+        (["payload"], "x", "aboveTheFold: payload is not an object"),
+        (["resultCode"], 500, r"aboveTheFold: resultCode is 500 \('Success'\)"),
+        ([*MEDIA], KeyError, "payload.mediaBrowserInfo is missing"),
+        ([*MEDIA], [], "payload.mediaBrowserInfo is not an object"),
+        ([*MEDIA, "photos"], {"0": {}}, "payload.mediaBrowserInfo.photos is not a list"),
+        ([*PHOTO0], "https://x/1.jpg", r"photos\[0\] is not an object"),
+        ([*PHOTO0, "photoUrls"], KeyError, r"photos\[0\].photoUrls is missing"),
+        ([*PHOTO0, "photoUrls"], "https://x/1.jpg", r"photos\[0\].photoUrls is not an object"),
+        ([*PHOTO0, "photoUrls", "fullScreenPhotoUrl"], 7, r"photos\[0\].photoUrls.fullScreenPhotoUrl is not a string"),
+        ([*PHOTO0, "photoUrls", "nonFullScreenPhotoUrl"], {}, r"nonFullScreenPhotoUrl is not a string"),
+        ([*PHOTO0, "photoId"], {"id": 1}, r"photos\[0\].photoId is not a string or number"),
+        ([*PHOTO0, "photoId"], False, r"photos\[0\].photoId is not a string or number"),
+    ],
 )
 def test_above_the_fold_wrong_shapes_name_the_field(path: list[Any], value: Any, message: str) -> None:
     raises(parse_above_the_fold, _broken(ABOVE_THE_FOLD, path, value), property_id="27000001", match=message)

@@ -67,8 +67,11 @@ def test_sniff_unknown() -> None:
 
 def test_open_store_local_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cases = {f"file://{tmp_path / 'abs'}": tmp_path / "abs", "file://./rel": tmp_path / "rel",
-             "plain/dir": tmp_path / "plain" / "dir"}
+    cases = {
+        f"file://{tmp_path / 'abs'}": tmp_path / "abs",
+        "file://./rel": tmp_path / "rel",
+        "plain/dir": tmp_path / "plain" / "dir",
+    }
     for url, expected in cases.items():
         store = open_store(Settings(store_url=url))
         assert isinstance(store, LocalStore)
@@ -77,8 +80,11 @@ def test_open_store_local_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_open_store_s3(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     store = open_store(Settings(store_url="s3://bucket/some/prefix/"))
     assert isinstance(store, S3Store)

@@ -36,13 +36,17 @@ def page(cache: object, *, raw_next_data: str | None = None) -> str:
     if raw_next_data is None:
         encoded = cache if isinstance(cache, str) else json.dumps(cache)
         raw_next_data = json.dumps({"props": {"pageProps": {"componentProps": {"gdpClientCache": encoded}}}})
-    return (f'<html><head><title>Home | Zillow</title></head><body><div id="__next"></div>'
-            f'<script id="__NEXT_DATA__" type="application/json">{raw_next_data}</script></body></html>')
+    return (
+        f'<html><head><title>Home | Zillow</title></head><body><div id="__next"></div>'
+        f'<script id="__NEXT_DATA__" type="application/json">{raw_next_data}</script></body></html>'
+    )
 
 
 def jpeg(name: str, *widths: int) -> dict[str, Any]:
-    return {"caption": "", "mixedSources": {"jpeg": [{"url": f"{FP}/{name}-cc_ft_{w}.jpg", "width": w}
-                                                     for w in widths]}}
+    return {
+        "caption": "",
+        "mixedSources": {"jpeg": [{"url": f"{FP}/{name}-cc_ft_{w}.jpg", "width": w} for w in widths]},
+    }
 
 
 def home(**prop: Any) -> dict[str, Any]:
@@ -59,7 +63,10 @@ def parse(html: str) -> list[tuple[str | None, int | None]]:
 def test_recorded_page_gives_widest_jpeg_of_each_photo_in_order() -> None:
     refs = parse_home_page(RECORDED, property_id="p1")
     assert [(r.url, r.declared_width) for r in refs] == [
-        (f"{FP}/aaa-cc_ft_1536.jpg", 1536), (f"{FP}/bbb-cc_ft_1536.jpg", 1536), (f"{FP}/ccc-cc_ft_1344.jpg", 1344)]
+        (f"{FP}/aaa-cc_ft_1536.jpg", 1536),
+        (f"{FP}/bbb-cc_ft_1536.jpg", 1536),
+        (f"{FP}/ccc-cc_ft_1344.jpg", 1344),
+    ]
     assert [r.order for r in refs] == [0, 1, 2]
     assert {r.source for r in refs} == {"zillow"}
     assert [r.key for r in refs] == [None, "Kitchen", None]
@@ -74,8 +81,15 @@ def test_recorded_page_is_not_a_block_page_and_has_a_home() -> None:
 
 
 def test_widest_wins_wherever_it_is_and_a_copy_without_width_ranks_last() -> None:
-    photo = {"mixedSources": {"jpeg": [{"url": f"{FP}/x-nowidth.jpg"}, {"url": f"{FP}/x-1536.jpg", "width": "1536"},
-                                       {"url": f"{FP}/x-576.jpg", "width": 576.0}]}}
+    photo = {
+        "mixedSources": {
+            "jpeg": [
+                {"url": f"{FP}/x-nowidth.jpg"},
+                {"url": f"{FP}/x-1536.jpg", "width": "1536"},
+                {"url": f"{FP}/x-576.jpg", "width": 576.0},
+            ]
+        }
+    }
     assert parse(page(home(responsivePhotos=[photo]))) == [(f"{FP}/x-1536.jpg", 1536)]
 
 
@@ -85,13 +99,19 @@ def test_only_copies_without_width_still_give_a_photo() -> None:
 
 
 def test_webp_then_plain_url_when_there_is_no_jpeg() -> None:
-    webp = {"mixedSources": {"jpeg": [], "webp": [{"url": f"{FP}/w-384.webp", "width": 384},
-                                                  {"url": f"{FP}/w-1536.webp", "width": 1536}]}}
+    webp = {
+        "mixedSources": {
+            "jpeg": [],
+            "webp": [{"url": f"{FP}/w-384.webp", "width": 384}, {"url": f"{FP}/w-1536.webp", "width": 1536}],
+        }
+    }
     plain = {"caption": "Pool", "url": "//photos.zillowstatic.com/fp/p-p_f.jpg"}
     nothing = {"caption": "no picture", "mixedSources": {}}
     refs = parse_home_page(page(home(responsivePhotos=[webp, plain, nothing])), property_id="p1")
     assert [(r.url, r.declared_width, r.key) for r in refs] == [
-        (f"{FP}/w-1536.webp", 1536, None), (f"{FP}/p-p_f.jpg", None, "Pool")]
+        (f"{FP}/w-1536.webp", 1536, None),
+        (f"{FP}/p-p_f.jpg", None, "Pool"),
+    ]
 
 
 def test_photo_id_is_the_key_when_present() -> None:
@@ -123,14 +143,18 @@ def test_home_without_photos_is_empty() -> None:
 
 
 def test_property_with_the_gallery_wins_over_an_earlier_id_only_entry() -> None:
-    cache = {'VariantQuery{"zpid":1,"altId":null}': {"property": {"zpid": 1, "altId": None}},
-             "SomethingElse": {"data": 1}, **home(responsivePhotos=[jpeg("g", 1536)])}
+    cache = {
+        'VariantQuery{"zpid":1,"altId":null}': {"property": {"zpid": 1, "altId": None}},
+        "SomethingElse": {"data": 1},
+        **home(responsivePhotos=[jpeg("g", 1536)]),
+    }
     assert parse(page(cache)) == [(f"{FP}/g-cc_ft_1536.jpg", 1536)]
 
 
 def test_cache_already_decoded_is_accepted() -> None:
-    raw = json.dumps({"props": {"pageProps": {"componentProps": {
-        "gdpClientCache": home(responsivePhotos=[jpeg("d", 1536)])}}}})
+    raw = json.dumps(
+        {"props": {"pageProps": {"componentProps": {"gdpClientCache": home(responsivePhotos=[jpeg("d", 1536)])}}}}
+    )
     assert parse(page(None, raw_next_data=raw)) == [(f"{FP}/d-cc_ft_1536.jpg", 1536)]
 
 
@@ -142,31 +166,58 @@ BROKEN: list[tuple[str, str, str]] = [
     ("truncated page", RECORDED[: RECORDED.index("</script>\n</body>")], "__NEXT_DATA__ script is not closed"),
     ("garbled next data", page(None, raw_next_data='{"props": {'), "__NEXT_DATA__ is not valid JSON"),
     ("next data a list", page(None, raw_next_data="[1, 2]"), "__NEXT_DATA__ is not a JSON object"),
-    ("no componentProps", page(None, raw_next_data='{"props":{"pageProps":{}}}'),
-     "props.pageProps.componentProps is missing"),
+    (
+        "no componentProps",
+        page(None, raw_next_data='{"props":{"pageProps":{}}}'),
+        "props.pageProps.componentProps is missing",
+    ),
     ("pageProps a string", page(None, raw_next_data='{"props":{"pageProps":"x"}}'), "props.pageProps is not an object"),
-    ("no cache", page(None, raw_next_data='{"props":{"pageProps":{"componentProps":{}}}}'),
-     "props.pageProps.componentProps.gdpClientCache is missing"),
-    ("cache truncated", page('{"ForSaleShopperPlatformFullRenderQuery{}": {"property": {"zpid'),
-     "gdpClientCache is not valid JSON"),
+    (
+        "no cache",
+        page(None, raw_next_data='{"props":{"pageProps":{"componentProps":{}}}}'),
+        "props.pageProps.componentProps.gdpClientCache is missing",
+    ),
+    (
+        "cache truncated",
+        page('{"ForSaleShopperPlatformFullRenderQuery{}": {"property": {"zpid'),
+        "gdpClientCache is not valid JSON",
+    ),
     ("cache a number", page(None, raw_next_data=NEXT % "12"), "gdpClientCache is not a JSON string"),
     ("cache a list", page([1, 2]), "gdpClientCache is not a JSON object"),
     ("no property", page({"Q{}": {"data": {}}, "R": 3}), "gdpClientCache has no entry with a property"),
-    ("property a list", page({'ForSaleShopperPlatformFullRenderQuery{"zpid":1}': {"property": [1]}}),
-     "gdpClientCache[ForSaleShopperPlatformFullRenderQuery].property is not an object"),
+    (
+        "property a list",
+        page({'ForSaleShopperPlatformFullRenderQuery{"zpid":1}': {"property": [1]}}),
+        "gdpClientCache[ForSaleShopperPlatformFullRenderQuery].property is not an object",
+    ),
     ("no gallery", page(home(price=1)), "property has no responsivePhotos, photos, originalPhotos"),
     ("gallery an object", page(home(responsivePhotos={"0": {}})), "property.responsivePhotos is not a list"),
     ("photo a string", page(home(photos=["x.jpg"])), "property.photos[0] is not an object"),
-    ("mixedSources a list", page(home(responsivePhotos=[{"mixedSources": []}])),
-     "property.responsivePhotos[0].mixedSources is not an object"),
-    ("jpeg an object", page(home(responsivePhotos=[{"mixedSources": {"jpeg": {"url": "u"}}}])),
-     "property.responsivePhotos[0].mixedSources.jpeg is not a list"),
-    ("width a word", page(home(responsivePhotos=[jpeg("a", 1536), {"mixedSources": {"jpeg": [
-        {"url": "u", "width": "wide"}]}}])), "property.responsivePhotos[1].mixedSources.jpeg[0].width is not a number"),
-    ("width a bool", page(home(responsivePhotos=[{"mixedSources": {"jpeg": [{"url": "u", "width": True}]}}])),
-     "jpeg[0].width is not a number"),
-    ("url a number", page(home(responsivePhotos=[{"mixedSources": {"jpeg": [{"url": 7, "width": 1}]}}])),
-     "property.responsivePhotos[0].mixedSources.jpeg[0].url is not a string"),
+    (
+        "mixedSources a list",
+        page(home(responsivePhotos=[{"mixedSources": []}])),
+        "property.responsivePhotos[0].mixedSources is not an object",
+    ),
+    (
+        "jpeg an object",
+        page(home(responsivePhotos=[{"mixedSources": {"jpeg": {"url": "u"}}}])),
+        "property.responsivePhotos[0].mixedSources.jpeg is not a list",
+    ),
+    (
+        "width a word",
+        page(home(responsivePhotos=[jpeg("a", 1536), {"mixedSources": {"jpeg": [{"url": "u", "width": "wide"}]}}])),
+        "property.responsivePhotos[1].mixedSources.jpeg[0].width is not a number",
+    ),
+    (
+        "width a bool",
+        page(home(responsivePhotos=[{"mixedSources": {"jpeg": [{"url": "u", "width": True}]}}])),
+        "jpeg[0].width is not a number",
+    ),
+    (
+        "url a number",
+        page(home(responsivePhotos=[{"mixedSources": {"jpeg": [{"url": 7, "width": 1}]}}])),
+        "property.responsivePhotos[0].mixedSources.jpeg[0].url is not a string",
+    ),
 ]
 
 
@@ -210,10 +261,12 @@ def test_search_results_page_has_no_home() -> None:
 def test_home_url_by_zpid_uses_an_address_slug() -> None:
     prop = Property("p1", "4732 E Camelback Rd", city="Phoenix", state="AZ", zip="85018", zpid=" 7000001 ")
     assert home_url("https://www.zillow.com/", prop) == (
-        "https://www.zillow.com/homedetails/4732-E-Camelback-Rd-Phoenix-AZ-85018/7000001_zpid/")
+        "https://www.zillow.com/homedetails/4732-E-Camelback-Rd-Phoenix-AZ-85018/7000001_zpid/"
+    )
 
 
 def test_home_url_without_zpid_is_the_address_search() -> None:
     prop = Property("p2", "123 1/2 Main St #4", city="Phoenix", zip="85014")
     assert home_url("http://127.0.0.1:8000/zillow", prop) == (
-        "http://127.0.0.1:8000/zillow/homes/123%201%2F2%20Main%20St%20%234%2C%20Phoenix%2C%2085014_rb/")
+        "http://127.0.0.1:8000/zillow/homes/123%201%2F2%20Main%20St%20%234%2C%20Phoenix%2C%2085014_rb/"
+    )
