@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import redis
 
 from managers import keys
-from tests.conftest import base_env
+from tests.conftest import base_env, wait_until
 from tests.integration.helpers import make_catalog, sandbox_for, write_csv
 
 
@@ -37,22 +36,22 @@ def test_sigkilled_cli_stops_its_redis_and_workers_and_resumes(tmp_path):
         cli = [sys.executable, "-m", "homeshots", "backfill", str(props), "--run-id", "killed"]
         proc = subprocess.Popen(cli, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         info = work / "homeshots-data" / "redis" / "embedded.json"
-        deadline = time.monotonic() + 60
-        while not info.exists():
-            assert time.monotonic() < deadline and proc.poll() is None, "the embedded Redis did not start"
-            time.sleep(0.05)
+        wait_until(lambda: info.exists() or proc.poll() is not None, timeout=60, what="the embedded Redis", poll=0.05)
+        assert proc.poll() is None, "the CLI stopped before its Redis started"
         embedded = json.loads(info.read_text())
         client = redis.Redis(port=embedded["port"], decode_responses=True)
-        while client.scard(keys.RunKeys("killed").completed) < 2:  # kill it part-way: some done, most not
-            assert time.monotonic() < deadline and proc.poll() is None, "no property completed in time"
-            time.sleep(0.05)
+        # Kill it part-way: some done, most not.
+        wait_until(
+            lambda: client.scard(keys.RunKeys("killed").completed) >= 2 or proc.poll() is not None,
+            timeout=60,
+            what="two completed properties",
+            poll=0.05,
+        )
+        assert proc.poll() is None, "the CLI finished before it could be killed part-way"
         redis_pid = embedded["pid"]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        deadline = time.monotonic() + 60
-        while _alive(redis_pid):
-            assert time.monotonic() < deadline, "the embedded redis-server outlived the killed CLI"
-            time.sleep(0.1)
+        wait_until(lambda: not _alive(redis_pid), timeout=60, what="the embedded redis-server to die with the CLI")
         stored_before = len(list((work / "homeshots-data" / "processed").rglob("*.png")))
         assert 0 < stored_before < 24
 
