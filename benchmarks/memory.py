@@ -8,7 +8,7 @@ a worker imports, does one thing and reports its peak resident set (``VmHWM`` fr
 
 * ``idle``: the imports only (the floor);
 * ``standardize``: ``ImageStandardizer()`` (defaults) on a generated 6000x4000 JPEG, quality 90;
-* ``download``: a 40 MiB body through ``homeshots.network.download.Downloader`` (byte cap 40 MiB + 64 KiB, an
+* ``download``: a 40 MiB body through ``homeshots.network.fetcher.Fetcher`` (byte cap 40 MiB + 64 KiB, an
   httpx client built like the worker's) from a loopback ``http.server`` run by this script;
 * ``worker``: both in one process, the body still held while the photo is standardized (the
   pipeline keeps the raw bytes until they are stored);
@@ -80,7 +80,7 @@ def _child(mode: str, jpeg: Path, url: str) -> dict[str, Any]:
     from PIL import Image
 
     from homeshots.imaging.standardizer import ImageStandardizer, target_size
-    from homeshots.network.download import Downloader
+    from homeshots.network.fetcher import Fetcher, FetchPolicy
     from homeshots.network.urlguard import URLGuard
 
     after_imports = peak_kb()
@@ -94,7 +94,8 @@ def _child(mode: str, jpeg: Path, url: str) -> dict[str, Any]:
             async with httpx.AsyncClient(
                 limits=limits, timeout=httpx.Timeout(30, connect=10), follow_redirects=False, trust_env=False
             ) as client:
-                return await Downloader(client, URLGuard(["127.0.0.1"]), max_bytes=BYTE_CAP).fetch(url)
+                policy = FetchPolicy(timeout=30, deadline=60, max_bytes=BYTE_CAP, retries=2)
+                return (await Fetcher(client, URLGuard(["127.0.0.1"])).fetch(url, policy, rate_limited=False)).content
 
         loop = asyncio.new_event_loop()  # as WorkerContext.run: one loop, run_until_complete per task
         try:

@@ -42,7 +42,7 @@ import redis
 
 from benchmarks.redis_server import private_redis
 from homeshots.core.models import ImageRef, Property
-from homeshots.pipeline.property_pipeline import PropertyOutcome, PropertyPipeline, _Collected
+from homeshots.pipeline.property_pipeline import ImageFailure, PropertyOutcome, PropertyPipeline, _Collected
 from managers import keys
 from managers.extraction_stats import StatsTracker
 from managers.manifest_manager import ManifestEntry
@@ -164,7 +164,7 @@ def make_fixture(pid: str, index: int) -> Fixture:
         if failed and source == "redfin":
             ref = ImageRef(source=source, order=0, url=f"https://ssl.cdn-redfin.com/photo/{sha[:12]}.jpg")
             tracker.record_image_failed(source, "not_found")
-            out.image_failures.append((ref, "not_found", f"{ref.url}: HTTP 404", False))
+            out.image_failures.append(ImageFailure(ref, "not_found", f"{ref.url}: HTTP 404", False))
             continue
         tracker.record_unique(source, newly_stored=True)
         out.entries.append(

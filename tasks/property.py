@@ -19,6 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery_app import app
 from homeshots.core.errors import StoreError
 from homeshots.core.models import Property
+from homeshots.core.redact import redact_text
 from homeshots.core.settings import get_settings
 from homeshots.pipeline.property_pipeline import PropertyOutcome, PropertyPipeline
 from homeshots.pipeline.worker_context import get_context, reset_context
@@ -51,12 +52,12 @@ def extract_property(self: Task, run_id: str, prop: dict[str, Any], sources: lis
     except (redis.RedisError, StoreError) as exc:
         # Infrastructure, not the property: try again later rather than record a false failure.
         if self.request.retries < self.max_retries:
-            log.warning("infrastructure error on %s, retrying: %s", pid, exc)
+            log.warning("infrastructure error on %s, retrying: %s", pid, redact_text(str(exc)))
             raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
-        outcome = _record_failure(run_id, pid, "infrastructure", f"{type(exc).__name__}: {exc}")
+        outcome = _record_failure(run_id, pid, "infrastructure", f"{type(exc).__name__}: {redact_text(str(exc))}")
     except Exception as exc:  # a bug must fail this property, not the whole window
         log.exception("unexpected error on property %s", pid)
-        outcome = _record_failure(run_id, pid, "error", f"{type(exc).__name__}: {exc}")
+        outcome = _record_failure(run_id, pid, "error", f"{type(exc).__name__}: {redact_text(str(exc))}")
     return outcome.to_result()
 
 

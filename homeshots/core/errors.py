@@ -22,6 +22,8 @@ caller can catch "any fetch failure" and still tell retryable from permanent by 
 
 from __future__ import annotations
 
+from homeshots.core.redact import redact_url
+
 
 class HomeshotsError(Exception):
     """Base of every error homeshots raises on purpose."""
@@ -93,8 +95,8 @@ class FetchError(HomeshotsError):
     """An HTTP fetch failed. ``url`` is kept for the caller; the message never shows its query."""
 
     def __init__(self, url: str, message: str, *, kind: str | None = None) -> None:
-        # The query may hold a signed-URL token: keep it out of messages and failure records.
-        super().__init__(f"{url.split('?', 1)[0]}: {message}", kind=kind)
+        # The URL may carry a signature or credentials: messages and failure records get it redacted.
+        super().__init__(f"{redact_url(url)}: {message}", kind=kind)
         self.url = url
 
 

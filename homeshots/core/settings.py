@@ -39,6 +39,9 @@ class SourcePolicy:
     max_retries: int
     user_agent: str
     proxy_url: str | None
+    max_response_bytes: int
+    base_urls: tuple[str, ...]
+    """The operator-configured URLs of the source's API: trusted origins for the URL guard."""
 
 
 class Settings(BaseSettings):
@@ -83,6 +86,9 @@ class Settings(BaseSettings):
     dedup_dhash_threshold: int = Field(12, ge=0, le=64)
     """A pHash match is merged only if the dHash distance is within this too (guards false merges)."""
     max_image_pixels: int = Field(100_000_000, ge=1)
+    max_buffered_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    """Image bodies one worker process holds at most while they wait for the image lane (plus one
+    image over it): downloads wait for room, so memory does not grow with the size of a listing."""
     image_threads: int = Field(1, ge=1, le=64)
     """Images decoded and encoded at once per worker process (whatever its tasks or threads): one
     core of image work each, so Celery's ``--concurrency`` maps to cores; it also bounds memory
@@ -91,6 +97,13 @@ class Settings(BaseSettings):
     # --- downloads ------------------------------------------------------------------------------
     download_concurrency: int = Field(8, ge=1, le=256)
     download_timeout: float = Field(30.0, gt=0)
+    """Seconds per connect and per read of one image download."""
+    download_deadline: float = Field(60.0, gt=0)
+    """Seconds for one image download as a whole (connect, headers, body, redirects): slow senders end here."""
+    download_retries: int = Field(2, ge=0, le=10)
+    """Retries of an image download that timed out, lost its connection or got a 5xx/429."""
+    request_deadline: float = Field(60.0, gt=0)
+    """Seconds for one source API request as a whole, like ``download_deadline``."""
     connect_timeout: float = Field(10.0, gt=0)
     max_image_bytes: int = Field(40 * 1024 * 1024, ge=1024)
     max_redirects: int = Field(5, ge=0, le=20)
@@ -183,6 +196,10 @@ class Settings(BaseSettings):
             max_retries=retries,
             user_agent=getattr(self, f"{source}_user_agent") or self.user_agent,
             proxy_url=getattr(self, f"{source}_proxy_url"),
+            max_response_bytes=self.mls_max_response_bytes if source == "mls" else self.page_max_bytes,
+            base_urls=(self.mls_base_url, self.mls_token_url)
+            if source == "mls"
+            else (getattr(self, f"{source}_base_url"),),
         )
 
     @model_validator(mode="after")
@@ -195,6 +212,12 @@ class Settings(BaseSettings):
                 "task is handed to a second worker while the first still runs it"
             )
         return self
+
+    @property
+    def property_deadline(self) -> float:
+        """Seconds one property may take; pending images then fail as ``deadline`` and what was collected
+        is recorded, well before the task's soft time limit."""
+        return max(5.0, self.task_soft_time_limit - 45.0)
 
     @property
     def effective_visibility_timeout(self) -> int:

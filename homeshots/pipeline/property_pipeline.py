@@ -1,28 +1,34 @@
 """One property, start to end: extract -> download -> standardize -> dedup -> store -> record.
 
 Failures of a source or an image are recorded, never raised: the task always returns its small
-stats dict so the chord callback runs. Only infrastructure errors (Redis, store) escape, and the
-task retries those.
+stats dict so the chord callback runs. Each image fails alone: whatever goes wrong with one URL
+becomes that image's failure with a named kind, and its siblings are kept. The property runs
+against its own deadline (below the task's time limit): images still pending then fail as
+``deadline`` and everything already collected is recorded. Only infrastructure errors (Redis,
+store) escape, and the task retries those.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from homeshots.core.errors import FetchError, HomeshotsError, SourceError
+from homeshots.core.errors import FetchFailedError, FetchUnavailableError, HomeshotsError, SourceError
 from homeshots.core.models import ImageRef, Property
-from homeshots.imaging.hashing import int_to_hex
-from homeshots.imaging.standardizer import StandardizedImage, thumbnail
+from homeshots.core.redact import redact_text, redact_url
+from homeshots.network.fetcher import image_policy
+from homeshots.pipeline.byte_budget import Reservation
+from homeshots.pipeline.image_keeper import ImageKeeper
 from homeshots.pipeline.worker_context import WorkerContext
-from homeshots.storage import image_key, sniff_format
-from managers.deduplicator import ImageRecord
+from homeshots.sources import ImageExtractor
 from managers.extraction_stats import StatsTracker
 from managers.manifest_manager import ManifestEntry, ManifestManager
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,10 +49,30 @@ class PropertyOutcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ImageFailure:
+    """One image that could not be collected, as the manifest of failures records it."""
+
+    ref: ImageRef
+    kind: str
+    message: str
+    retryable: bool
+
+    def to_dict(self, property_id: str) -> dict[str, Any]:
+        return {
+            "property_id": property_id,
+            "source": self.ref.source,
+            "source_url": redact_url(self.ref.source_url),
+            "kind": self.kind,
+            "message": self.message,
+            "retryable": self.retryable,
+        }
+
+
 @dataclass
 class _Collected:
     entries: list[ManifestEntry] = field(default_factory=list)
-    image_failures: list[tuple[ImageRef, str, str, bool]] = field(default_factory=list)
+    image_failures: list[ImageFailure] = field(default_factory=list)
     reason: dict[str, Any] | None = None
 
 
@@ -57,33 +83,15 @@ class PropertyPipeline:
         self.ctx = ctx
         self.run_id = run_id
         self._sem = asyncio.Semaphore(ctx.settings.download_concurrency)
+        self._policy = image_policy(ctx.settings)
+        self._keeper = ImageKeeper(ctx.deduplicator, ctx.store, run_id)
 
     async def run(self, prop: Property, sources: list[str]) -> PropertyOutcome:
-        tracker = StatsTracker()
-        out = _Collected()
+        tracker, out = StatsTracker(), _Collected()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.settings.property_deadline
         for extractor in self.ctx.extractors(sources):
-            try:
-                refs = await extractor.extract(prop)
-            except SourceError as exc:
-                tracker.record_source_result(extractor.name, ok=False, failure_kind=exc.kind)
-                out.reason = out.reason or {
-                    "source": extractor.name,
-                    "kind": exc.kind,
-                    "message": str(exc),
-                    "retryable": exc.retryable,
-                }
-                continue
-            tracker.record_images_found(extractor.name, len(refs))
-            retryable = await asyncio.gather(*(self._image(prop, ref, tracker, out) for ref in refs))
-            tracker.record_source_result(extractor.name, ok=not any(retryable))
-            if any(retryable) and out.reason is None:
-                failed = next(f for f in out.image_failures if f[3])
-                out.reason = {
-                    "source": extractor.name,
-                    "kind": failed[1],
-                    "retryable": True,
-                    "message": f"image download failed, will retry on resume: {failed[2]}",
-                }
+            await self._source(prop, extractor, tracker, out, deadline)
         outcome = PropertyOutcome(
             prop.property_id, "failed" if out.reason else "completed", tracker.to_counters(), out.reason
         )
@@ -91,114 +99,102 @@ class PropertyPipeline:
         self._record(prop, out, outcome)
         return outcome
 
-    async def _image(self, prop: Property, ref: ImageRef, tracker: StatsTracker, out: _Collected) -> bool:
-        """Handle one image; returns True when it failed in a way a later attempt may fix."""
+    async def _source(
+        self, prop: Property, extractor: ImageExtractor, tracker: StatsTracker, out: _Collected, deadline: float
+    ) -> None:
+        """One source's listing and its images, within what is left of the property's deadline."""
+        loop = asyncio.get_running_loop()
         try:
-            if ref.data is not None:
-                raw = ref.data
-            else:
-                async with self._sem:
-                    raw = await self.ctx.downloader_for(ref.source).fetch(ref.url or "")
-            # The process's image lane: downloads go on while earlier photos are standardized,
-            # and memory stays bounded (a 100 MP photo is ~300 MB decoded).
-            std = await self.ctx.standardize(raw)
-        except FetchError as exc:  # its message already names the URL (without the query)
-            return self._failed(ref, tracker, out, exc, str(exc))
-        except HomeshotsError as exc:
-            return self._failed(ref, tracker, out, exc, f"{ref.source_url}: {exc}")
-        entry = await asyncio.to_thread(self._dedup_and_store, prop, ref, raw, std, tracker)
-        out.entries.append(entry)
-        return False
+            refs = await asyncio.wait_for(extractor.extract(prop), max(0.0, deadline - loop.time()))
+        except (SourceError, TimeoutError) as exc:
+            kind = exc.kind if isinstance(exc, SourceError) else "deadline"
+            retryable = exc.retryable if isinstance(exc, SourceError) else True
+            message = str(exc) if isinstance(exc, SourceError) else f"{extractor.name}: the property ran out of time"
+            tracker.record_source_result(extractor.name, ok=False, failure_kind=kind)
+            out.reason = out.reason or {
+                "source": extractor.name,
+                "kind": kind,
+                "message": message,
+                "retryable": retryable,
+            }
+            return
+        tracker.record_images_found(extractor.name, len(refs))
+        tasks = {asyncio.create_task(self._image(prop, extractor, ref, tracker, out)): ref for ref in refs}
+        done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time())) if tasks else ((), ())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        retryable = [task.result() for task in done]
+        for task in pending:
+            late = FetchUnavailableError(tasks[task].source_url, "the property ran out of time", kind="deadline")
+            retryable.append(self._failed(tasks[task], tracker, out, late, str(late)))
+        tracker.record_source_result(extractor.name, ok=not any(retryable))
+        if any(retryable) and out.reason is None:
+            failed = next(f for f in out.image_failures if f.retryable)
+            out.reason = {
+                "source": extractor.name,
+                "kind": failed.kind,
+                "retryable": True,
+                "message": f"image download failed, will retry on resume: {failed.message}",
+            }
+
+    async def _image(
+        self, prop: Property, extractor: ImageExtractor, ref: ImageRef, tracker: StatsTracker, out: _Collected
+    ) -> bool:
+        """Handle one image; returns True when it failed in a way a later attempt may fix."""
+        reservation: Reservation | None = None
+        try:
+            try:
+                if ref.data is not None:
+                    raw = ref.data
+                else:
+                    async with self._sem:
+                        # Opened once downloading, so the oldest reservation is always one that can finish.
+                        reservation = self.ctx.byte_budget.reservation()
+                        raw = await self._download(extractor, ref, reservation)
+                # The process's image lane: downloads go on while earlier photos are standardized.
+                std = await self.ctx.standardize(raw)
+            except HomeshotsError as exc:
+                message = (
+                    str(exc)
+                    if isinstance(exc, FetchFailedError | FetchUnavailableError)
+                    else (f"{redact_url(ref.source_url)}: {exc}")
+                )
+                return self._failed(ref, tracker, out, exc, message)
+            except Exception as exc:  # an input nobody foresaw: this image's failure, never the property's
+                unexpected = HomeshotsError(f"{type(exc).__name__}: {redact_text(str(exc))}", kind="error")
+                log.error(
+                    "image %s of property %s failed: %s", redact_url(ref.source_url), prop.property_id, unexpected
+                )
+                return self._failed(ref, tracker, out, unexpected, f"{redact_url(ref.source_url)}: {unexpected}")
+            entry = await asyncio.to_thread(self._keeper.keep, prop, ref, raw, std, tracker)
+            out.entries.append(entry)
+            return False
+        finally:
+            if reservation is not None:
+                reservation.release()
+
+    async def _download(self, extractor: ImageExtractor, ref: ImageRef, reservation: Reservation) -> bytes:
+        """The image's bytes through the source's own fetcher (its proxy, guard on every redirect hop);
+        the body takes room from the process's byte budget as it arrives."""
+        got = await extractor.fetcher.fetch(
+            ref.url or "", self._policy, rate_limited=False, follow=_any_hop, on_bytes=reservation.take
+        )
+        if got.status_code != 200:
+            raise FetchFailedError(got.url, f"HTTP {got.status_code}", kind=_status_kind(got.status_code))
+        return got.content
 
     def _failed(
         self, ref: ImageRef, tracker: StatsTracker, out: _Collected, error: HomeshotsError, message: str
     ) -> bool:
         tracker.record_image_failed(ref.source, error.kind)
-        out.image_failures.append((ref, error.kind, message, error.retryable))
+        out.image_failures.append(ImageFailure(ref, error.kind, message, error.retryable))
         return error.retryable
-
-    def _dedup_and_store(
-        self, prop: Property, ref: ImageRef, raw: bytes, std: StandardizedImage, tracker: StatsTracker
-    ) -> ManifestEntry:
-        """Exact or near copy -> a manifest row pointing at the kept copy; else store and index."""
-        raw_key = image_key("raw", hashlib.sha256(raw).hexdigest(), sniff_format(raw))
-        mine = ImageRecord(
-            sha256=std.pixel_sha256,
-            phash=int_to_hex(std.phash),
-            raw_key=raw_key,
-            processed_key=image_key("processed", std.pixel_sha256, std.format),
-            width=std.width,
-            height=std.height,
-            property_id=prop.property_id,
-            source=ref.source,
-            source_url=ref.source_url,
-            run_id=self.run_id,
-            source_pixels=std.source_width * std.source_height,
-            dhash=int_to_hex(std.dhash),
-        )
-        record = self.ctx.deduplicator.claim(mine).record
-        is_mine = record.sha256 == mine.sha256 and (record.property_id, record.source, record.source_url) == (
-            prop.property_id,
-            ref.source,
-            ref.source_url,
-        )
-        if is_mine:
-            # Create-only puts: a redelivered task re-puts harmlessly and repairs a crash that
-            # happened between the claim and the writes.
-            if record.raw_key == mine.raw_key:
-                self.ctx.store.put(record.raw_key, raw)
-            if record.processed_key == mine.processed_key:
-                self.ctx.store.put(record.processed_key, std.data)
-            tracker.record_unique(ref.source, newly_stored=record.run_id == self.run_id)
-        else:
-            tracker.record_duplicate(ref.source)
-            # A small thumbnail of the copy (not stored otherwise) lets the run report show it beside
-            # the kept image, so a person can judge the merge.
-            self.ctx.store.put(image_key("thumbs", mine.sha256, "JPEG"), thumbnail(std.data))
-            if mine.source_pixels > record.source_pixels:
-                self._upgrade(record, mine, raw, std.data, tracker)
-        return ManifestEntry(
-            property_id=prop.property_id,
-            address=prop.full_address,
-            source=ref.source,
-            source_url=ref.source_url,
-            sha256=std.pixel_sha256,
-            phash=int_to_hex(std.phash),
-            raw_key=record.raw_key,
-            processed_key=record.processed_key,
-            width=std.width,
-            height=std.height,
-            duplicate_of=None if is_mine else record.sha256,
-        )
-
-    def _upgrade(
-        self, kept: ImageRecord, larger: ImageRecord, raw: bytes, processed: bytes, tracker: StatsTracker
-    ) -> None:
-        """A larger copy of a kept photo: its files replace the kept ones (write, switch, delete)."""
-        store, dedup = self.ctx.store, self.ctx.deduplicator
-        store.put(larger.raw_key, raw)
-        store.put(larger.processed_key, processed)
-        switched, garbage = dedup.upgrade(kept, larger)
-        if switched:
-            tracker.record_upgrade(larger.source)
-        for key in garbage:
-            store.delete(key)
-        dedup.forget_garbage(garbage)
 
     def _record(self, prop: Property, out: _Collected, outcome: PropertyOutcome) -> None:
         """State, manifest and stats of the property in one transaction (one round trip)."""
         redis = self.ctx.redis
-        failures = [
-            {
-                "property_id": prop.property_id,
-                "source": ref.source,
-                "source_url": ref.source_url,
-                "kind": kind,
-                "message": message,
-                "retryable": retryable,
-            }
-            for ref, kind, message, retryable in out.image_failures
-        ]
+        failures = [f.to_dict(prop.property_id) for f in out.image_failures]
         pipe = redis.pipeline(transaction=True)
         ManifestManager(redis, self.run_id).set_property(pipe, prop.property_id, out.entries, failures)
         state = StateManager(redis, self.run_id)
@@ -208,3 +204,17 @@ class PropertyPipeline:
             state.mark_completed(pipe, prop.property_id)
         RunManager(redis, self.run_id).record_property_stats(pipe, prop.property_id, outcome.counters)
         pipe.execute()
+
+
+def _any_hop(_from: str, _to: str) -> None:
+    """Image redirects may go anywhere the URL guard allows (it checks every hop)."""
+    return None
+
+
+def _status_kind(status: int) -> str:
+    """A failure kind a person can act on: missing, refused, or another answer."""
+    if status in (404, 410):
+        return "not_found"
+    if status in (401, 403):
+        return "forbidden"
+    return "http_error"

@@ -26,8 +26,7 @@ import redis
 
 from homeshots.core.settings import Settings, get_settings
 from homeshots.imaging.standardizer import ImageStandardizer, StandardizedImage
-from homeshots.network.download import Downloader
-from homeshots.network.urlguard import URLGuard
+from homeshots.pipeline.byte_budget import ByteBudget
 from homeshots.sources import ImageExtractor, build_extractor
 from homeshots.storage import Store, open_store
 from managers.connection import connect
@@ -45,7 +44,6 @@ class WorkerContext:
         self.loop = asyncio.new_event_loop()
         self._extractors: dict[str, ImageExtractor] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self._downloaders: dict[str, Downloader] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -78,16 +76,10 @@ class WorkerContext:
             )
         return self._clients[source]
 
-    def downloader_for(self, source: str) -> Downloader:
-        """Image downloads go through the source's client (and proxy) too."""
-        if source not in self._downloaders:
-            self._downloaders[source] = Downloader(
-                self.client_for(source),
-                URLGuard(self.settings.allow_private_hosts),
-                max_bytes=self.settings.max_image_bytes,
-                max_redirects=self.settings.max_redirects,
-            )
-        return self._downloaders[source]
+    @property
+    def byte_budget(self) -> ByteBudget:
+        """The process's budget for image bodies (shared by every task and thread of the process)."""
+        return byte_budget(self.settings.max_buffered_bytes)
 
     @cached_property
     def standardizer(self) -> ImageStandardizer:
@@ -126,17 +118,28 @@ class WorkerContext:
 _contexts: dict[int, WorkerContext] = {}
 """Thread ident -> context, of this process only (dropped, not closed, in a forked child)."""
 _lane: ThreadPoolExecutor | None = None
+_budget: ByteBudget | None = None
 _lane_lock = threading.Lock()
 
 
 def _forget_after_fork() -> None:
     """A forked child must never use its parent's sockets, loops or (thread-less) executor."""
-    global _lane, _lane_lock
+    global _lane, _lane_lock, _budget
     _contexts.clear()
-    _lane, _lane_lock = None, threading.Lock()
+    _lane, _lane_lock, _budget = None, threading.Lock(), None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def byte_budget(limit: int) -> ByteBudget:
+    """The process's byte budget for image bodies waiting for (or in) the image lane."""
+    global _budget
+    if _budget is None:
+        with _lane_lock:
+            if _budget is None:
+                _budget = ByteBudget(limit)
+    return _budget
 
 
 def image_lane(threads: int) -> ThreadPoolExecutor:

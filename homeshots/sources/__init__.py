@@ -8,7 +8,7 @@ from homeshots.core.settings import Settings
 from homeshots.network.limiter import RateLimiter
 from homeshots.sources.base import ImageExtractor
 from homeshots.sources.maricopa import MaricopaExtractor
-from homeshots.sources.mls import SHARED_TOKENS, MlsExtractor
+from homeshots.sources.mls import MlsExtractor
 from homeshots.sources.redfin import RedfinExtractor
 from homeshots.sources.zillow import ZillowExtractor
 
@@ -18,7 +18,7 @@ def build_extractor(
 ) -> ImageExtractor:
     """The extractor for source ``name``, on that source's own HTTP client and rate limiter."""
     if name == "mls":
-        return MlsExtractor(client, settings, SHARED_TOKENS, limiter=limiter)
+        return MlsExtractor(client, settings, limiter=limiter)
     classes: dict[str, type[MaricopaExtractor | ZillowExtractor | RedfinExtractor]] = {
         "maricopa": MaricopaExtractor,
         "zillow": ZillowExtractor,

@@ -7,10 +7,10 @@ from abc import ABC, abstractmethod
 
 import httpx
 
-from homeshots.core.errors import ParseError, SourceFailedError
+from homeshots.core.errors import FetchError, ParseError, SourceFailedError, SourceUnavailableError
 from homeshots.core.models import ImageRef, Property
 from homeshots.core.settings import Settings
-from homeshots.network.http import Sleep, fetch
+from homeshots.network.fetcher import Fetched, Fetcher, RedirectRule, Sleep, api_policy, source_guard
 from homeshots.network.limiter import RateLimiter
 
 
@@ -19,6 +19,8 @@ class ImageExtractor(ABC):
     and raises a ``SourceError`` (``SourceUnavailableError`` or ``SourceFailedError``) when the source fails."""
 
     name: str
+    fetcher: Fetcher
+    """The source's HTTP stack; the pipeline downloads the source's images through it too."""
 
     async def extract(self, prop: Property) -> list[ImageRef]:
         """Image references for one property; an answer the parser rejects is a permanent failure."""
@@ -33,8 +35,8 @@ class ImageExtractor(ABC):
 
 
 class HttpExtractor(ImageExtractor):
-    """A source reached over HTTP: its own client (User-Agent, proxy), timeouts, retries, and the
-    cluster-wide rate limiter, all from ``settings.policy(name)``."""
+    """A source reached over HTTP, through its own ``Fetcher``: its client (User-Agent, proxy), URL guard,
+    and the cluster-wide rate limiter. The pipeline downloads the source's images through the same fetcher."""
 
     def __init__(
         self,
@@ -44,27 +46,28 @@ class HttpExtractor(ImageExtractor):
         limiter: RateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._client = client
         self._s = settings
         self._policy = settings.policy(self.name)
-        self._limiter = limiter
-        self._sleep = sleep
+        self._api = api_policy(settings, self.name)
+        self.fetcher = Fetcher(client, source_guard(settings, self.name), limiter=limiter, sleep=sleep)
 
-    async def _fetch(
-        self, url: str, prop: Property, *, headers: dict[str, str], params: dict[str, str] | None = None
-    ) -> httpx.Response:
-        """One GET with the source's retries, size cap and politeness; the caller judges the status."""
-        return await fetch(
-            self._client,
-            "GET",
-            url,
-            source=self.name,
-            property_id=prop.property_id,
-            max_retries=self._policy.max_retries,
-            timeout=self._policy.timeout,
-            max_bytes=self._s.page_max_bytes,
-            headers=headers,
-            params=params,
-            sleep=self._sleep,
-            limiter=self._limiter,
-        )
+    async def _request(
+        self,
+        url: str,
+        prop: Property,
+        *,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        follow: RedirectRule | None = None,
+        method: str = "GET",
+        data: dict[str, str] | None = None,
+    ) -> Fetched:
+        """One request with the source's retries, size cap, deadline and politeness; the caller judges the
+        status. A fetch that failed for good becomes this source's failure for this property."""
+        try:
+            return await self.fetcher.fetch(
+                url, self._api, method=method, headers=headers, params=params, data=data, follow=follow
+            )
+        except FetchError as exc:
+            cls = SourceUnavailableError if exc.retryable else SourceFailedError
+            raise cls(self.name, prop.property_id, str(exc), kind=exc.kind) from exc

@@ -21,12 +21,11 @@ import logging
 import re
 from typing import Any
 
-import httpx
-
 from homeshots.core.addresses import normalize
 from homeshots.core.errors import ParseError, SourceFailedError
 from homeshots.core.models import ImageRef, Property
-from homeshots.network.http import redact_url
+from homeshots.core.redact import redact_url
+from homeshots.network.fetcher import Fetched
 from homeshots.sources.base import HttpExtractor
 
 log = logging.getLogger(__name__)
@@ -267,12 +266,10 @@ class MaricopaExtractor(HttpExtractor):
             )
         return [refs[k] for k in sorted(refs)]
 
-    async def _get(
-        self, url: str, prop: Property, token: str, params: dict[str, str] | None = None
-    ) -> httpx.Response | None:
+    async def _get(self, url: str, prop: Property, token: str, params: dict[str, str] | None = None) -> Fetched | None:
         """One GET with the token header; None for 404/204 (nothing there), SourceFailedError for refusals."""
         headers = {"AUTHORIZATION": token, "Accept": "application/json", "User-Agent": self._policy.user_agent}
-        response = await self._fetch(url, prop, headers=headers, params=params)
+        response = await self._request(url, prop, headers=headers, params=params)
         status = response.status_code
         if status in (401, 403):
             raise SourceFailedError(
@@ -288,6 +285,6 @@ class MaricopaExtractor(HttpExtractor):
         raise SourceFailedError(SOURCE, prop.property_id, f"HTTP {status} from {redact_url(url)}")
 
     @staticmethod
-    def _json(response: httpx.Response) -> object:
+    def _json(response: Fetched) -> object:
         where = f"HTTP {response.status_code} from {redact_url(response.url)}"
         return load_json(response.content, response.headers.get("content-type", ""), where=where)

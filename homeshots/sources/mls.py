@@ -23,10 +23,11 @@ import httpx
 
 from homeshots.core.errors import ParseError, SourceFailedError, SourceUnavailableError
 from homeshots.core.models import ImageRef, Property
+from homeshots.core.redact import redact_url
 from homeshots.core.settings import Settings
-from homeshots.network.http import Sleep, fetch, redact_url
+from homeshots.network.fetcher import Fetched, Sleep
 from homeshots.network.limiter import RateLimiter
-from homeshots.sources.base import ImageExtractor
+from homeshots.sources.base import HttpExtractor
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,7 @@ SHARED_TOKENS = TokenCache()
 """The process's cache: pass it to every extractor so tasks in a worker reuse one token."""
 
 
-class MlsExtractor(ImageExtractor):
+class MlsExtractor(HttpExtractor):
     """Listing photos from the Phoenix MLS RESO Web API; [] when the MLS has no listing."""
 
     name = SOURCE
@@ -240,16 +241,13 @@ class MlsExtractor(ImageExtractor):
         self,
         client: httpx.AsyncClient,
         settings: Settings,
-        tokens: TokenCache,
+        tokens: TokenCache = SHARED_TOKENS,
         *,
         sleep: Sleep = asyncio.sleep,
         limiter: RateLimiter | None = None,
     ) -> None:
-        self._client = client
-        self._s = settings
+        super().__init__(client, settings, limiter=limiter, sleep=sleep)
         self._tokens = tokens
-        self._sleep = sleep
-        self._limiter = limiter
         self._key = (settings.mls_token_url, settings.mls_client_id)
 
     async def _extract(self, prop: Property) -> list[ImageRef]:
@@ -271,7 +269,7 @@ class MlsExtractor(ImageExtractor):
                     refs.append(replace(ref, order=len(refs)))
             if not next_link:
                 return refs
-            url, params = urljoin(str(response.url), next_link), None
+            url, params = urljoin(response.url, next_link), None
             if urlsplit(url).netloc != urlsplit(self._s.mls_base_url).netloc:
                 # The bearer token goes with every page: never to a host other than the MLS's.
                 raise self._error(prop, f"@odata.nextLink points off the RESO host: {redact_url(url)}", kind="parse")
@@ -281,32 +279,21 @@ class MlsExtractor(ImageExtractor):
     def _error(self, prop: Property, message: str, kind: str | None = None) -> SourceFailedError:
         return SourceFailedError(SOURCE, prop.property_id, message, kind=kind)
 
-    async def _send(self, method: str, url: str, prop: Property, **kw: Any) -> httpx.Response:
-        headers = {"Accept": "application/json", **kw.pop("headers", {})}
-        return await fetch(
-            self._client, method, url, source=SOURCE, property_id=prop.property_id,
-            max_retries=self._s.mls_max_retries, timeout=self._s.mls_timeout,
-            max_bytes=self._s.mls_max_response_bytes, headers=headers, sleep=self._sleep,
-            limiter=self._limiter, **kw,
-        )  # fmt: skip
-
-    async def _get(self, url: str, params: dict[str, str] | None, prop: Property) -> httpx.Response:
+    async def _get(self, url: str, params: dict[str, str] | None, prop: Property) -> Fetched:
         """GET with a bearer token; one refused token is dropped and replaced, a second refusal is final."""
         for attempt in range(2):
             token = await self._tokens.get(self._key, lambda: self._issue_token(prop))
-            auth = {"Authorization": f"Bearer {token}"}
-            response = await self._send("GET", url, prop, headers=auth, params=params)
+            headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+            response = await self._request(url, prop, headers=headers, params=params)
             if response.status_code != 401:
                 break
             self._tokens.invalidate(self._key, token)
             if attempt:
-                raise self._error(
-                    prop, f"unauthorized (HTTP 401 from {redact_url(url)} with a fresh token)", kind="unauthorized"
-                )
+                raise self._error(prop, f"unauthorized ({response.where} with a fresh token)", kind="unauthorized")
         status = response.status_code
         if status == 404 or 200 <= status < 300:
             return response
-        raise self._error(prop, f"HTTP {status} from {redact_url(url)}")
+        raise self._error(prop, response.where)
 
     async def _issue_token(self, prop: Property) -> tuple[str, float]:
         """OAuth2 client-credentials grant against ``mls_token_url``."""
@@ -320,22 +307,23 @@ class MlsExtractor(ImageExtractor):
         }
         if s.mls_scope:
             form["scope"] = s.mls_scope
-        response = await self._send("POST", s.mls_token_url, prop, data=form)
+        response = await self._request(
+            s.mls_token_url, prop, method="POST", data=form, headers={"Accept": "application/json"}
+        )
         status = response.status_code
         if not 200 <= status < 300:
             why = "refused the client credentials" if status in (400, 401, 403) else "failed"
             raise self._error(prop, f"token endpoint {why} (HTTP {status})")
         return parse_token_response(self._json(response, prop))
 
-    def _json(self, response: httpx.Response, prop: Property) -> object:
+    def _json(self, response: Fetched, prop: Property) -> object:
         """The body as JSON; an HTML page (login wall, proxy error) or garbage is a permanent failure."""
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        where = f"HTTP {response.status_code} from {redact_url(response.url)}"
         if "html" in ctype or response.content.lstrip()[:1] == b"<":
-            raise self._error(prop, f"expected JSON, got HTML ({where})", kind="parse")
+            raise self._error(prop, f"expected JSON, got HTML ({response.where})", kind="parse")
         try:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             raise self._error(
-                prop, f"expected JSON, got {ctype or 'an untyped body'} ({where})", kind="parse"
+                prop, f"expected JSON, got {ctype or 'an untyped body'} ({response.where})", kind="parse"
             ) from None

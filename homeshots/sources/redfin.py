@@ -16,7 +16,7 @@ from typing import Any
 from homeshots.core.addresses import street_key
 from homeshots.core.errors import ParseError, SourceBlockedError, SourceFailedError
 from homeshots.core.models import ImageRef, Property
-from homeshots.network.http import redact_url
+from homeshots.core.redact import redact_url
 from homeshots.sources.base import HttpExtractor
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,9 @@ class RedfinExtractor(HttpExtractor):
     async def _get(self, path: str, params: dict[str, str], prop: Property) -> object | None:
         """One stingray GET, decoded; None on 404. Bot walls are blocked, other statuses permanent."""
         url = self._base + path
-        response = await self._fetch(url, prop, params=params, headers={"Accept": "application/json, text/plain, */*"})
+        response = await self._request(
+            url, prop, params=params, headers={"Accept": "application/json, text/plain, */*"}
+        )
         status, where = response.status_code, f"HTTP {response.status_code} from {redact_url(url)}"
         waf = response.headers.get("x-amzn-waf-action", "") or response.headers.get("cf-mitigated", "")
         if status == 403 or waf or is_challenge_page(response.content[:200_000].decode("utf-8", "replace")):

@@ -15,20 +15,17 @@ import json
 import logging
 import re
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
-
-import httpx
+from urllib.parse import quote, urlsplit
 
 from homeshots.core.errors import ParseError, SourceBlockedError, SourceFailedError
 from homeshots.core.models import ImageRef, Property
-from homeshots.network.http import redact_url
+from homeshots.core.redact import redact_url
+from homeshots.network.fetcher import Fetched
 from homeshots.sources.base import HttpExtractor
 
 log = logging.getLogger(__name__)
 
 SOURCE = "zillow"
-MAX_REDIRECTS = 5
-"""Zillow redirects an address search to the home, and a stale slug to the canonical one; more is a loop."""
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PHOTO_LISTS = ("responsivePhotos", "photos", "originalPhotos")
 """Where page versions keep the gallery, newest first."""
@@ -231,9 +228,13 @@ def parse_home_page(html: str, *, property_id: str) -> list[ImageRef]:
 
 def _origin(url: str) -> tuple[str, int | None]:
     """(host, port) with the scheme's default port; no port at all for a scheme other than http(s)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "", None
     default = {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.hostname or "").lower(), default and (parts.port or default)
+    return (parts.hostname or "").lower(), default and (port or default)
 
 
 class ZillowExtractor(HttpExtractor):
@@ -243,34 +244,27 @@ class ZillowExtractor(HttpExtractor):
 
     async def _extract(self, prop: Property) -> list[ImageRef]:
         url = home_url(self._s.zillow_base_url, prop)
-        for _ in range(MAX_REDIRECTS + 1):
-            response = await self._fetch(url, prop, headers={"Accept": "text/html"})
-            status = response.status_code
-            if status in REDIRECT_STATUSES:
-                url = self._next_url(prop, url, response)
-                continue
-            return self._page(prop, url, response)
-        raise self._error(prop, f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}", kind="redirect")
-
-    def _next_url(self, prop: Property, url: str, response: httpx.Response) -> str:
-        """Where a redirect points; only ever back onto Zillow's own host."""
-        location = response.headers.get("location", "").strip()
-        if not location:
+        page = await self._request(url, prop, headers={"Accept": "text/html"}, follow=self._stays_on_zillow)
+        if page.status_code in REDIRECT_STATUSES:
             raise self._error(
-                prop, f"HTTP {response.status_code} without Location from {redact_url(url)}", kind="redirect"
+                prop, f"HTTP {page.status_code} without Location from {redact_url(page.url)}", kind="redirect"
             )
-        target = urljoin(url, location)
-        (host, port), (home, home_port) = _origin(target), _origin(self._s.zillow_base_url)
-        upgrade = target.startswith("https:") and port == 443  # http -> https on the same host is fine
-        if host != home or (port != home_port and not upgrade):
-            raise self._error(prop, f"redirected off Zillow to {redact_url(target)}", kind="redirect")
-        return target
+        return self._page(prop, page)
 
-    def _page(self, prop: Property, url: str, response: httpx.Response) -> list[ImageRef]:
-        status, where = response.status_code, f"HTTP {response.status_code} from {redact_url(url)}"
+    def _stays_on_zillow(self, _from: str, target: str) -> str | None:
+        """Zillow redirects an address search to the home, a stale slug to the canonical one: only ever
+        back onto Zillow's own host (http -> https on the same host is fine)."""
+        (host, port), (home, home_port) = _origin(target), _origin(self._s.zillow_base_url)
+        upgrade = target.startswith("https:") and port == 443
+        if host != home or (port != home_port and not upgrade):
+            return f"redirected off Zillow to {redact_url(target)}"
+        return None
+
+    def _page(self, prop: Property, page: Fetched) -> list[ImageRef]:
+        status, where = page.status_code, page.where
         if status in (404, 410):
             return []
-        text = response.text
+        text = page.text
         wall = is_block_page(text)
         if status == 403 or wall:
             raise SourceBlockedError(
@@ -282,7 +276,7 @@ class ZillowExtractor(HttpExtractor):
         if not 200 <= status < 300:
             raise self._error(prop, where)
         try:
-            if urlsplit(url).path.endswith("_rb/") and not has_home(text):
+            if urlsplit(page.url).path.endswith("_rb/") and not has_home(text):
                 return []  # an address search that matched no home: a results page, no listing
             return parse_home_page(text, property_id=prop.property_id)
         except ParseError as exc:

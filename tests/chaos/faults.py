@@ -122,19 +122,19 @@ class StoreOutage:
 class SourceOutage:
     """The listing source and its photo CDN answer 503 for a while (more than the HTTP retries absorb)."""
 
-    errors: int = 60
+    errors: int = 40
     name: str = "source-outage"
 
     def inject(self, scene: Scene) -> None:
         sandbox = scene.sandbox
         assert sandbox is not None
-        sandbox.fail("/reso/", 503, times=self.errors)  # type: ignore[attr-defined]
-        sandbox.fail("/photos/", 503, times=self.errors)  # type: ignore[attr-defined]
+        for prefix in ("/reso/", "/photos/", "/cdn/"):  # the MLS API and wherever its photos are served from
+            sandbox.fail(prefix, 503, times=self.errors)  # type: ignore[attr-defined]
 
     def recover(self, scene: Scene) -> None:
         sandbox = scene.sandbox
         wait_until(
-            lambda: all(f.times == 0 for f in sandbox._failures),  # type: ignore[attr-defined]
+            lambda: sandbox._failures[0].times == 0 and sandbox._failures[1].times == 0,  # type: ignore[attr-defined]
             timeout=120,
             what="the source outage to be used up",
         )

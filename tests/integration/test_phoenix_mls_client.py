@@ -14,7 +14,6 @@ from homeshots_sandbox import Listing, SandboxServer, generate_photo
 from homeshots.core.errors import SourceError
 from homeshots.core.models import ImageRef, Property
 from homeshots.core.settings import Settings
-from homeshots.network.http import fetch
 from homeshots.sources.mls import MlsExtractor, TokenCache
 from tests.integration.helpers import Sleeps
 
@@ -195,34 +194,3 @@ def test_other_4xx_is_permanent(sandbox: SandboxServer) -> None:
     with pytest.raises(SourceError) as info:
         extract(sandbox, BY_KEY)
     assert not info.value.retryable and "HTTP 403" in str(info.value)
-
-
-def test_fetch_refuses_bodies_over_the_cap(sandbox: SandboxServer) -> None:
-    async def run() -> httpx.Response:
-        async with httpx.AsyncClient() as client:
-            return await fetch(
-                client, "GET", sandbox.photo_url("a1.jpg"), source="mls", property_id="p1",
-                max_retries=0, timeout=5, max_bytes=1024,
-            )  # fmt: skip
-
-    with pytest.raises(SourceError, match="response larger than 1024 bytes") as info:
-        asyncio.run(run())
-    assert not info.value.retryable
-
-
-def test_fetch_retries_connection_errors() -> None:
-    sleeps = Sleeps()
-
-    async def run() -> httpx.Response:
-        async with httpx.AsyncClient() as client:
-            with SandboxServer([], {}) as sb:
-                url = sb.base_url + "/nothing"
-            return await fetch(
-                client, "GET", url, source="mls", property_id="p1",
-                max_retries=2, timeout=2, max_bytes=1024, sleep=sleeps,
-            )  # fmt: skip
-
-    with pytest.raises(SourceError) as info:
-        asyncio.run(run())
-    assert info.value.retryable and "ConnectError" in str(info.value)
-    assert len(sleeps.waits) == 2
