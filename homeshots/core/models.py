@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
+from urllib.parse import urlsplit
+
+from homeshots.core.errors import ParseError
+
+T = TypeVar("T")
+
+MAX_PHOTOS = 500
+"""Refs a parser takes from one answer by default: a listing with thousands is junk or an attack, not a gallery."""
+MAX_PROBLEMS = 20
+"""Item problems listed per answer; the rest are counted in one more, so a page of junk stays a short report."""
+MAX_URL_LENGTH = 8192
+"""Longer image URLs are junk: no CDN hands out such links, and every one is kept in the manifest."""
+MALFORMED = "malformed"
+TOO_MANY_PHOTOS = "too_many_photos"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +82,77 @@ class ImageRef:
         if self.url is not None:
             return self.url
         return f"{self.source}:inline:{self.key or self.order}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an image URL (too long, control characters, unparsable), or None.
+
+    Checked by the parsers so a bad URL is one skipped item, not an unnamed ValueError in the fetcher.
+    """
+    if len(url) > MAX_URL_LENGTH:
+        return f"is longer than {MAX_URL_LENGTH} characters"
+    if _CONTROL.search(url):
+        return "has a control character"
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a bad port or IPv6 literal
+    except ValueError:
+        return "is not a URL"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProblem:
+    """One item of a source's answer that a parser left out, and why: one bad photo must not cost the listing.
+
+    ``path`` names the item (``value[0].Media[2]``); ``message`` is the ParseError text naming the field;
+    ``count`` is how many items the problem stands for (a summary or ``too_many_photos``).
+    """
+
+    path: str
+    message: str
+    kind: str = MALFORMED
+    count: int = 1
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form for logs and the run report."""
+        return {"path": self.path, "message": self.message, "kind": self.kind, "count": self.count}
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed(Generic[T]):
+    """What a parser made of one answer: the good items, in order, and every item it left out."""
+
+    items: tuple[T, ...] = ()
+    problems: tuple[ItemProblem, ...] = ()
+
+    @classmethod
+    def of(
+        cls, items: Sequence[T], problems: Sequence[ItemProblem], *, max_items: int, path: str, **extra: Any
+    ) -> Self:
+        """Cap ``items`` at ``max_items`` (the rest become one ``too_many_photos`` problem) and the listed
+        problems at ``MAX_PROBLEMS``, so neither a huge gallery nor a page of junk grows without bound."""
+        if max_items < 0:
+            raise ValueError(f"max_items must be >= 0, got {max_items}")
+        listed = list(problems[: MAX_PROBLEMS - 1]) if len(problems) > MAX_PROBLEMS else list(problems)
+        if len(problems) > len(listed):
+            rest = sum(p.count for p in problems[len(listed) :])
+            listed.append(ItemProblem(path, f"{rest} more malformed items not listed", MALFORMED, rest))
+        if len(items) > max_items:
+            extra_count = len(items) - max_items
+            message = f"{extra_count} photos beyond max_photos={max_items} not taken ({len(items)} in the answer)"
+            listed.append(ItemProblem(path, message, TOO_MANY_PHOTOS, extra_count))
+        return cls(tuple(items[:max_items]), tuple(listed), **extra)
+
+    @property
+    def malformed(self) -> int:
+        """How many items were left out because they were malformed (not because of the cap)."""
+        return sum(p.count for p in self.problems if p.kind == MALFORMED)
+
+    def or_raise(self) -> Self:
+        """This result, unless items were offered and every one was malformed: then the first problem as a
+        ParseError, since "no photos" would hide a changed schema."""
+        if self.items or not self.malformed:
+            return self
+        first = self.problems[0].message
+        more = self.malformed - 1
+        raise ParseError(first + (f" (and {more} more malformed items)" if more else ""))

@@ -19,11 +19,12 @@ import binascii
 import json
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from homeshots.core.addresses import normalize
 from homeshots.core.errors import ParseError, SourceFailedError
-from homeshots.core.models import ImageRef, Property
+from homeshots.core.models import MAX_PHOTOS, ImageRef, ItemProblem, Parsed, Property
 from homeshots.core.redact import redact_url
 from homeshots.network.fetcher import Fetched
 from homeshots.sources.base import HttpExtractor
@@ -31,7 +32,7 @@ from homeshots.sources.base import HttpExtractor
 log = logging.getLogger(__name__)
 
 SOURCE = "maricopa"
-APN_SHAPE = re.compile(r"(\d{3})[-. ]?(\d{2})[-. ]?(\d{3,4}[A-Z]?)")
+APN_SHAPE = re.compile(r"([0-9]{3})[-. ]?([0-9]{2})[-. ]?([0-9]{3,4}[A-Z]?)")
 """Book (3 digits), map (2), parcel (3-4) and an optional split letter: 173-10-005A."""
 RESULT_KEYS = ("Results", "RealPropertyResults")
 MAX_SKETCH_REQUESTS = 20
@@ -42,13 +43,26 @@ _DATA_URI = re.compile(r"^data:[\w/+.-]+;base64,", re.IGNORECASE)
 # --- pure ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class SketchPage(Parsed[ImageRef]):
+    """One sketch answer: its images (``items``), the pages left out (``problems``) and ``TotalPages``."""
+
+    total_pages: int = 0
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """``repr`` of a value from the answer, cut short: a megabyte of junk must not become the message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def normalize_apn(value: object) -> str:
     """The APN as the assessor files it (``17310005A``); dashes, dots or spaces between its parts are fine."""
     if not isinstance(value, str):
-        raise ParseError(f"APN {value!r} is not a string")
-    m = APN_SHAPE.fullmatch(value.strip().upper())
+        raise ParseError(f"APN {_shown(value)} is not a string")
+    m = APN_SHAPE.fullmatch(value.strip().upper()) if len(value) <= 100 else None
     if not m:
-        raise ParseError(f"APN {value!r} is not a Maricopa APN (like 123-45-678 or 12345678A)")
+        raise ParseError(f"APN {_shown(value)} is not a Maricopa APN (like 123-45-678 or 12345678A)")
     return "".join(m.groups())
 
 
@@ -66,6 +80,8 @@ def load_json(body: bytes, content_type: str, *, where: str) -> object:
         raise ParseError(f"expected JSON, got HTML ({where})")
     try:
         return json.loads(body)
+    except RecursionError:  # the decoder's own limit on nesting
+        raise ParseError(f"body is nested too deeply ({where})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ParseError(f"body is not valid JSON ({where}): {exc}") from None
 
@@ -74,9 +90,13 @@ def _text(item: dict[str, Any], field: str, path: str, *, numeric_ok: bool = Fal
     value = item.get(field)
     if value is None or isinstance(value, str):
         return value.strip() if value else None
-    if numeric_ok and isinstance(value, int) and not isinstance(value, bool):
+    if numeric_ok and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**10:
         return str(value)
     raise ParseError(f"{path}.{field} is not a string")
+
+
+_WHOLE = re.compile(r"[0-9]{1,9}")
+"""A count as a string: ASCII digits (``'²'.isdigit()`` is true, ``int('²')`` fails), at most 9 of them."""
 
 
 def _count(item: dict[str, Any], field: str, path: str, *, minimum: int) -> int:
@@ -84,17 +104,35 @@ def _count(item: dict[str, Any], field: str, path: str, *, minimum: int) -> int:
     if field not in item or item[field] is None:
         raise ParseError(f"{path}.{field} is missing")
     value = item[field]
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or value >= 10**9:
         raise ParseError(f"{path}.{field} is not a whole number")
     if value < minimum:
         raise ParseError(f"{path}.{field} is {value}, below {minimum}")
     return value
 
 
-def parse_search(payload: object, *, property_id: str) -> list[dict[str, str | None]]:
-    """Real-property rows of a search answer: ``APN`` (normalized), ``SitusAddress``, ``SitusCity``, ``SitusZip``."""
+def _search_row(row: object, path: str) -> dict[str, str | None]:
+    if not isinstance(row, dict):
+        raise ParseError(f"{path} is not an object")
+    if row.get("APN") is None:
+        raise ParseError(f"{path}.APN is missing")
+    return {
+        "APN": _apn_at(row["APN"], path),
+        "SitusAddress": _text(row, "SitusAddress", path),
+        "SitusCity": _text(row, "SitusCity", path),
+        "SitusZip": _text(row, "SitusZip", path, numeric_ok=True),
+    }
+
+
+def read_search(payload: object, *, property_id: str) -> Parsed[dict[str, str | None]]:
+    """Real-property rows of a search answer (``APN`` normalized, ``SitusAddress``, ``SitusCity``,
+    ``SitusZip``) and the rows left out.
+
+    A malformed body or rows list is a ParseError; a malformed row is only a problem, so one odd record
+    among the hits does not cost the lookup.
+    """
     if not isinstance(payload, dict):
         raise ParseError("search response: body is not a JSON object")
     key = next((k for k in RESULT_KEYS if k in payload), None)
@@ -102,30 +140,34 @@ def parse_search(payload: object, *, property_id: str) -> list[dict[str, str | N
         raise ParseError("search response: Results is missing")
     rows = payload[key]
     if rows is None:  # no hits: some answers send null rather than []
-        return []
+        return Parsed()
     if not isinstance(rows, list):
         raise ParseError(f"search response: {key} is not a list")
     results: list[dict[str, str | None]] = []
+    problems: list[ItemProblem] = []
     for i, row in enumerate(rows):
         path = f"search response: {key}[{i}]"
-        if not isinstance(row, dict):
-            raise ParseError(f"{path} is not an object")
-        if row.get("APN") is None:
-            raise ParseError(f"{path}.APN is missing")
-        results.append(
-            {
-                "APN": _apn_at(row["APN"], path),
-                "SitusAddress": _text(row, "SitusAddress", path),
-                "SitusCity": _text(row, "SitusCity", path),
-                "SitusZip": _text(row, "SitusZip", path, numeric_ok=True),
-            }
-        )
+        try:
+            results.append(_search_row(row, path))
+        except ParseError as exc:
+            problems.append(ItemProblem(f"{key}[{i}]", str(exc)))
     log.debug("maricopa: property %s: search found %d parcel(s)", property_id, len(results))
-    return results
+    return Parsed.of(results, problems, max_items=len(results), path=key)  # 25 rows a page: no cap
+
+
+def parse_search(payload: object, *, property_id: str) -> list[dict[str, str | None]]:
+    """Rows of a search answer: ``read_search`` for callers that take no problems.
+
+    Problems are logged; an answer whose every row is malformed is still a ParseError.
+    """
+    parsed = read_search(payload, property_id=property_id)
+    for problem in parsed.problems:
+        log.warning("maricopa: property %s: %s", property_id, problem.message)
+    return list(parsed.or_raise().items)
 
 
 def _zip5(text: str | None) -> str | None:
-    digits = re.sub(r"\D", "", text or "")
+    digits = re.sub(r"[^0-9]", "", text or "")
     return digits[:5] if len(digits) >= 5 else None
 
 
@@ -171,8 +213,30 @@ def _decode(text: str, label: str) -> bytes:
     return data
 
 
-def parse_sketches(payload: object, *, apn: str) -> tuple[list[ImageRef], int]:
-    """The inline sketch images of one answer, in PageNum order, and ``TotalPages`` (all sketch pages)."""
+def _sketch(page: object, path: str, apn: str, total: int) -> tuple[int, bytes]:
+    """``(PageNum, image bytes)`` of one sketch page, checked to belong to ``apn``."""
+    if not isinstance(page, dict):
+        raise ParseError(f"{path} is not an object")
+    num = _count(page, "PageNum", path, minimum=1)
+    label = f"{path} (PageNum {num})"
+    if num > total:
+        raise ParseError(f"{label}: PageNum is beyond TotalPages {total}")
+    other = apn if page.get("APN") is None else _apn_at(page["APN"], label)
+    if other != apn:
+        raise ParseError(f"{label} belongs to parcel {other}")
+    sketch = page.get("Sketch")
+    if not isinstance(sketch, str):
+        raise ParseError(f"{label}.Sketch is {'missing' if sketch is None else 'not a string'}")
+    return num, _decode(sketch, label)
+
+
+def read_sketches(payload: object, *, apn: str, max_photos: int = MAX_PHOTOS) -> SketchPage:
+    """The inline sketch images of one answer in PageNum order (at most ``max_photos``), the pages left
+    out, and ``TotalPages`` (all sketch pages).
+
+    A malformed body, ``TotalPages`` or ``Pages`` list is a ParseError naming the field; a malformed
+    page (bad PageNum, another parcel's, bad base64) is only a problem.
+    """
     where = f"sketches of {apn}"
     if not isinstance(payload, dict):
         raise ParseError(f"{where}: body is not a JSON object")
@@ -183,23 +247,27 @@ def parse_sketches(payload: object, *, apn: str) -> tuple[list[ImageRef], int]:
     if not isinstance(pages, list):
         raise ParseError(f"{where}: Pages is not a list")
     refs: dict[int, ImageRef] = {}
+    problems: list[ItemProblem] = []
     for i, page in enumerate(pages):
-        path = f"{where}: Pages[{i}]"
-        if not isinstance(page, dict):
-            raise ParseError(f"{path} is not an object")
-        num = _count(page, "PageNum", path, minimum=1)
-        label = f"{path} (PageNum {num})"
-        if num > total:
-            raise ParseError(f"{label}: PageNum is beyond TotalPages {total}")
-        other = apn if page.get("APN") is None else _apn_at(page["APN"], label)
-        if other != apn:
-            raise ParseError(f"{label} belongs to parcel {other}")
-        sketch = page.get("Sketch")
-        if not isinstance(sketch, str):
-            raise ParseError(f"{label}.Sketch is {'missing' if sketch is None else 'not a string'}")
-        data = _decode(sketch, label)
+        try:
+            num, data = _sketch(page, f"{where}: Pages[{i}]", apn, total)
+        except ParseError as exc:
+            problems.append(ItemProblem(f"Pages[{i}]", str(exc)))
+            continue
         refs.setdefault(num, ImageRef(source=SOURCE, order=num - 1, data=data, key=f"{apn}-sketch-{num}"))
-    return [refs[n] for n in sorted(refs)], total
+    ordered = [refs[n] for n in sorted(refs)]
+    return SketchPage.of(ordered, problems, max_items=max_photos, path="Pages", total_pages=total)
+
+
+def parse_sketches(payload: object, *, apn: str) -> tuple[list[ImageRef], int]:
+    """``(images, TotalPages)`` of one sketch answer: ``read_sketches`` for callers that take no problems.
+
+    Problems are logged; an answer whose every page is malformed is still a ParseError.
+    """
+    page = read_sketches(payload, apn=apn)
+    for problem in page.problems:
+        log.warning("maricopa: parcel %s: %s", apn, problem.message)
+    return list(page.or_raise().items), page.total_pages
 
 
 # --- client ----------------------------------------------------------------------------------------

@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from homeshots.core.errors import ParseError, SourceFailedError, SourceUnavailableError
-from homeshots.core.models import ImageRef, Property
+from homeshots.core.models import MAX_PHOTOS, ImageRef, ItemProblem, Parsed, Property, url_problem
 from homeshots.core.redact import redact_url
 from homeshots.core.settings import Settings
 from homeshots.network.fetcher import Fetched, Sleep
@@ -68,8 +69,25 @@ def build_property_query(prop: Property) -> dict[str, str]:
 # --- pure: response parsing ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class PropertyPage(Parsed[ImageRef]):
+    """One OData page: its photos (``items``), the items left out (``problems``) and where the next page is.
+
+    ``next_link`` is the link to fetch (resolved against ``base_url`` when given); ``next_key`` is its
+    normalized form, so the client can stop when a server hands out a link it already followed.
+    """
+
+    next_link: str | None = None
+    next_key: str | None = None
+
+
 def _fail(path: str, problem: str) -> ParseError:
     return ParseError(f"RESO response: {path} {problem}")
+
+
+_INT = re.compile(r"-?[0-9]{1,18}")
+_INT_LIMIT = 2**63
+"""Numbers outside int64 are junk; downstream stats store them as int64."""
 
 
 def _number(item: dict[str, Any], field: str, path: str) -> int | None:
@@ -79,12 +97,12 @@ def _number(item: dict[str, Any], field: str, path: str) -> int | None:
         return None
     if isinstance(value, bool):
         raise _fail(f"{path}.{field}", "is not a number")
-    if isinstance(value, int):
+    if isinstance(value, float) and value.is_integer() and abs(value) < _INT_LIMIT:
+        value = int(value)
+    elif isinstance(value, str) and _INT.fullmatch(value.strip()):  # ASCII only: int() takes '١٢' too
+        value = int(value.strip())
+    if isinstance(value, int) and -_INT_LIMIT < value < _INT_LIMIT:
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value.strip())
     raise _fail(f"{path}.{field}", "is not a number")
 
 
@@ -104,7 +122,40 @@ def _is_photo(category: str | None, media_type: str | None) -> bool:
     return category.strip().lower() in PHOTO_CATEGORIES and (not kind or image_type)
 
 
-def _listing_photos(listing: dict[str, Any], path: str) -> list[ImageRef]:
+def _media_item(item: object, where: str) -> tuple[int | None, ImageRef] | None:
+    """``(Order, ref)`` of one Media entry; None for media that is not a photo or has no URL."""
+    if not isinstance(item, dict):
+        raise _fail(where, "is not an object")
+    order = _number(item, "Order", where)
+    url = _text(item, "MediaURL", where)
+    category = _text(item, "MediaCategory", where)
+    media_type = _text(item, "MediaType", where)
+    key = item.get("MediaKey")
+    if isinstance(key, bool) or not (key is None or isinstance(key, str | int)):
+        raise _fail(f"{where}.MediaKey", "is not a string")
+    width = _number(item, "ImageWidth", where)
+    height = _number(item, "ImageHeight", where)
+    _text(item, "MediaModificationTimestamp", where)
+    if not url or not url.strip() or not _is_photo(category, media_type):
+        return None
+    url = url.strip()
+    if (problem := url_problem(url)) is not None:
+        raise _fail(f"{where}.MediaURL", problem)
+    ref = ImageRef(
+        source=SOURCE,
+        order=0,
+        url=url,
+        key=None if key is None else str(key),
+        declared_width=width if width and width > 0 else None,
+        declared_height=height if height and height > 0 else None,
+    )
+    return order, ref
+
+
+def _listing_photos(listing: object, path: str, problems: list[ItemProblem]) -> list[ImageRef]:
+    """The listing's photos in Order (no Order last, then as sent); a malformed entry is left out and named."""
+    if not isinstance(listing, dict):
+        raise _fail(path, "is not an object")
     media = listing.get("Media")
     if media is None:  # a listing without photos; some servers omit an empty expansion
         return []
@@ -113,36 +164,55 @@ def _listing_photos(listing: dict[str, Any], path: str) -> list[ImageRef]:
     found: list[tuple[int | None, int, ImageRef]] = []
     for i, item in enumerate(media):
         where = f"{path}.Media[{i}]"
-        if not isinstance(item, dict):
-            raise _fail(where, "is not an object")
-        order = _number(item, "Order", where)
-        url = _text(item, "MediaURL", where)
-        category = _text(item, "MediaCategory", where)
-        media_type = _text(item, "MediaType", where)
-        key = item.get("MediaKey")
-        if isinstance(key, bool) or not (key is None or isinstance(key, str | int)):
-            raise _fail(f"{where}.MediaKey", "is not a string")
-        width = _number(item, "ImageWidth", where)
-        height = _number(item, "ImageHeight", where)
-        _text(item, "MediaModificationTimestamp", where)
-        if not url or not url.strip() or not _is_photo(category, media_type):
+        try:
+            photo = _media_item(item, where)
+        except ParseError as exc:
+            problems.append(ItemProblem(where, str(exc)))
             continue
-        ref = ImageRef(
-            source=SOURCE,
-            order=0,
-            url=url.strip(),
-            key=None if key is None else str(key),
-            declared_width=width if width and width > 0 else None,
-            declared_height=height if height and height > 0 else None,
-        )
-        found.append((order, i, ref))
+        if photo is not None:
+            found.append((photo[0], i, photo[1]))
     found.sort(key=lambda t: (t[0] is None, t[0] or 0, t[1]))
     return [ref for _, _, ref in found]
 
 
-def parse_property_page(payload: object, *, property_id: str) -> tuple[list[ImageRef], str | None]:
-    """Photos of every listing on one OData page (Order-sorted, deduped by URL) and the next link.
+def link_key(url: str) -> str:
+    """A link in one comparable form (scheme and host lowercased, default port, fragment and query order
+    dropped), so a server that hands back a page it already sent, spelled differently, is caught."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    return urlunsplit((scheme, host, unquote(parts.path) or "/", query, ""))
 
+
+def _next_link(payload: dict[str, Any], base_url: str | None) -> tuple[str | None, str | None]:
+    """``(link, key)`` of ``@odata.nextLink``; (None, None) on the last page."""
+    link = payload.get("@odata.nextLink")
+    if link is not None and not isinstance(link, str):
+        raise _fail("@odata.nextLink", "is not a string")
+    link = (link or "").strip()
+    if not link:
+        return None, None
+    if (problem := url_problem(link)) is not None:
+        raise _fail("@odata.nextLink", problem)
+    try:
+        absolute = urljoin(base_url, link) if base_url else link
+        return absolute, link_key(absolute)
+    except ValueError:
+        raise _fail("@odata.nextLink", "is not a URL") from None
+
+
+def read_property_page(
+    payload: object, *, property_id: str, max_photos: int = MAX_PHOTOS, base_url: str | None = None
+) -> PropertyPage:
+    """Photos of every listing on one OData page (Order-sorted, deduped by URL, at most ``max_photos``),
+    the Media entries and listings left out, and the next link.
+
+    A malformed envelope (body, ``value``, ``@odata.nextLink``) is a ParseError naming the field; a
+    malformed listing or Media entry is only a problem, so one bad photo does not cost the listing.
     ``order`` counts from 0 within the page; the client renumbers across pages.
     """
     if not isinstance(payload, dict):
@@ -152,40 +222,65 @@ def parse_property_page(payload: object, *, property_id: str) -> tuple[list[Imag
     listings = payload["value"]
     if not isinstance(listings, list):
         raise _fail("value", "is not a list")
-    next_link = payload.get("@odata.nextLink")
-    if next_link is not None and not isinstance(next_link, str):
-        raise _fail("@odata.nextLink", "is not a string")
+    next_link, next_key = _next_link(payload, base_url)
     refs: list[ImageRef] = []
+    problems: list[ItemProblem] = []
     seen: set[str] = set()
     for n, listing in enumerate(listings):
-        if not isinstance(listing, dict):
-            raise _fail(f"value[{n}]", "is not an object")
-        for ref in _listing_photos(listing, f"value[{n}]"):
+        try:
+            photos = _listing_photos(listing, f"value[{n}]", problems)
+        except ParseError as exc:
+            problems.append(ItemProblem(f"value[{n}]", str(exc)))
+            continue
+        for ref in photos:
             if ref.url in seen:
                 log.debug("mls: property %s: duplicate MediaURL skipped", property_id)
                 continue
             seen.add(ref.url or "")
             refs.append(replace(ref, order=len(refs)))
-    return refs, (next_link.strip() or None) if next_link else None
+    return PropertyPage.of(refs, problems, max_items=max_photos, path="value", next_link=next_link, next_key=next_key)
+
+
+def parse_property_page(payload: object, *, property_id: str) -> tuple[list[ImageRef], str | None]:
+    """``(photos, next link)`` of one page: ``read_property_page`` for callers that take no problems.
+
+    Problems are logged; a page whose every item is malformed is still a ParseError (never "0 photos").
+    """
+    page = read_property_page(payload, property_id=property_id)
+    for problem in page.problems:
+        log.warning("mls: property %s: %s", property_id, problem.message)
+    return list(page.or_raise().items), page.next_link
 
 
 def parse_token_response(payload: object) -> tuple[str, float]:
-    """``(access_token, expires_in seconds)`` from an OAuth2 token response; expiry defaults to 1 h."""
+    """``(access_token, expires_in seconds)`` from an OAuth2 token response; expiry defaults to 1 h.
+
+    The token goes into an Authorization header, so only visible ASCII is accepted (no header injection).
+    """
     if not isinstance(payload, dict):
         raise ParseError("token response: body is not a JSON object")
     token = payload.get("access_token")
     if not isinstance(token, str) or not token.strip():
         raise ParseError("token response: access_token is missing or not a string")
+    token = token.strip()
+    if not _TOKEN.fullmatch(token):
+        raise ParseError("token response: access_token has characters a bearer token cannot have")
     expires = payload.get("expires_in", 3600)
     if expires is None:
         expires = 3600
+    if isinstance(expires, bool) or not isinstance(expires, int | float | str):
+        raise ParseError("token response: expires_in is not a number")
     try:
         seconds = float(expires)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):
         raise ParseError("token response: expires_in is not a number") from None
-    if isinstance(expires, bool) or seconds != seconds or seconds <= 0:
+    if not math.isfinite(seconds) or seconds <= 0:
         raise ParseError("token response: expires_in is not a positive number")
-    return token.strip(), seconds
+    return token, seconds
+
+
+_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")
+"""Visible ASCII, at most 8 KiB: what an HTTP header can carry."""
 
 
 # --- client ------------------------------------------------------------------------------------------

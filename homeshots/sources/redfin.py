@@ -15,7 +15,7 @@ from typing import Any
 
 from homeshots.core.addresses import street_key
 from homeshots.core.errors import ParseError, SourceBlockedError, SourceFailedError
-from homeshots.core.models import ImageRef, Property
+from homeshots.core.models import MAX_PHOTOS, ImageRef, ItemProblem, Parsed, Property, url_problem
 from homeshots.core.redact import redact_url
 from homeshots.sources.base import HttpExtractor
 
@@ -27,8 +27,10 @@ AUTOCOMPLETE_PATH = "/stingray/do/location-autocomplete"
 ABOVE_THE_FOLD_PATH = "/stingray/api/home/details/aboveTheFold"
 ADDRESS_ROW_TYPE = "1"
 """Autocomplete row ``type`` of a single home (``id`` "1_<propertyId>"); regions, schools, ... differ."""
-_HOME_ID = re.compile(r"/home/(\d+)(?=[/?#]|$)")
-_ZIP_IN_URL = re.compile(r"-(\d{5})/home/\d+")
+_HOME_ID = re.compile(r"/home/([0-9]{1,19})(?=[/?#]|$)")
+"""ASCII digits: ``\\d`` also takes '١٢٣', which would go into the request as the property id."""
+_PROPERTY_ID = re.compile(r"[0-9]{1,19}")
+_ZIP_IN_URL = re.compile(r"-([0-9]{5})/home/[0-9]")
 _NOT_FOUND = re.compile(r"not found|no such|does not exist|unknown (?:home|property)", re.IGNORECASE)
 _CHALLENGE_MARKERS = (
     "captcha", "access denied", "access to this page has been denied", "request blocked", "attention required",
@@ -49,6 +51,8 @@ def strip_prefix(body: bytes | str) -> object:
     text = text.lstrip("\ufeff \t\r\n").removeprefix(PREFIX)
     try:
         return json.loads(text)
+    except RecursionError:  # the decoder's own limit on nesting: not JSON we can use either
+        raise ParseError("Redfin response: body is nested too deeply") from None
     except ValueError:
         shown = "empty" if not text.strip() else "HTML" if text.lstrip()[:1] == "<" else "truncated or not JSON"
         raise ParseError(f"Redfin response: body is {shown}") from None
@@ -64,7 +68,7 @@ def property_id_from_url(url: str | None) -> str | None:
 
 def is_challenge_page(text: str) -> bool:
     """A bot wall (captcha, "Access Denied", Cloudflare / AWS WAF challenge) instead of an answer."""
-    head = text.lstrip()[:1]
+    head = text[:200_000].lstrip()[:1]
     if head in ("{", "["):  # JSON, even with a listing remark that mentions 'captcha'
         return False
     low = text[:200_000].lower()
@@ -73,6 +77,11 @@ def is_challenge_page(text: str) -> bool:
 
 def _fail(what: str, path: str, problem: str) -> ParseError:
     return ParseError(f"Redfin {what}: {path} {problem}")
+
+
+def _shown(value: str, limit: int = 100) -> str:
+    """``repr`` of a value from the answer, cut short: a megabyte of junk must not become the message."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
 
 
 def _payload(doc: object, what: str) -> dict[str, Any] | None:
@@ -87,7 +96,7 @@ def _payload(doc: object, what: str) -> dict[str, Any] | None:
         message = message if isinstance(message, str) and message.strip() else "no errorMessage"
         if _NOT_FOUND.search(message):
             return None
-        raise _fail(what, "resultCode", f"is {code} ({message!r})")
+        raise _fail(what, "resultCode", f"is {code if abs(code) < 10**9 else 'out of range'} ({_shown(message)})")
     if "payload" not in doc:
         raise _fail(what, "payload", "is missing")
     payload = doc["payload"]
@@ -101,13 +110,15 @@ def _row_id(row: dict[str, Any], path: str) -> str:
     if not isinstance(value, str):
         raise _fail("autocomplete", f"{path}.id", "is missing or not a string")
     _, sep, pid = value.partition("_")
-    if not sep or not pid.isdigit():
-        raise _fail("autocomplete", f"{path}.id", f"is not '<type>_<propertyId>' ({value!r})")
+    if not sep or not _PROPERTY_ID.fullmatch(pid):  # ASCII: '²'.isdigit() is true
+        raise _fail("autocomplete", f"{path}.id", f"is not '<type>_<propertyId>' ({_shown(value)})")
     return pid
 
 
 def _row_fits(row: dict[str, Any], prop: Property, path: str, *, need_name: bool) -> bool:
     """An address row for this house: type 1, same street address (unless exact), same zip or city."""
+    if not isinstance(row, dict):
+        raise _fail("autocomplete", path, "is not an object")
     if str(row.get("type")) != ADDRESS_ROW_TYPE:
         return False
     name, url, sub = row.get("name"), row.get("url"), row.get("subName")
@@ -124,11 +135,22 @@ def _row_fits(row: dict[str, Any], prop: Property, path: str, *, need_name: bool
     return True
 
 
+def _section_rows(section: object, path: str) -> list[Any]:
+    if not isinstance(section, dict):
+        raise _fail("autocomplete", path, "is not an object")
+    rows = section.get("rows") or []
+    if not isinstance(rows, list):
+        raise _fail("autocomplete", f"{path}.rows", "is not a list")
+    return rows
+
+
 def parse_autocomplete(payload: object, *, prop: Property) -> str | None:
     """Property id for ``prop`` from a decoded ``location-autocomplete`` body; None when Redfin has none.
 
     ``exactMatch`` is Redfin's own pick; otherwise the first address row (in ``sections[].rows[]``)
     whose name is the street address. A nearby house ('4239 46th St' for '4239 60th St') never counts.
+    A malformed section or row is passed over, so junk beside the home does not hide it; but when no
+    row fits and one was malformed, that is a ParseError, since the bad row may have been the home.
     """
     body = _payload(payload, "autocomplete")
     if body is None:
@@ -144,62 +166,96 @@ def parse_autocomplete(payload: object, *, prop: Property) -> str | None:
         return None
     if not isinstance(sections, list):
         raise _fail("autocomplete", "payload.sections", "is not a list")
+    problems: list[ParseError] = []
     for s, section in enumerate(sections):
-        if not isinstance(section, dict):
-            raise _fail("autocomplete", f"payload.sections[{s}]", "is not an object")
-        rows = section.get("rows") or []
-        if not isinstance(rows, list):
-            raise _fail("autocomplete", f"payload.sections[{s}].rows", "is not a list")
+        try:
+            rows = _section_rows(section, f"payload.sections[{s}]")
+        except ParseError as exc:
+            problems.append(exc)
+            continue
         for r, row in enumerate(rows):
             where = f"payload.sections[{s}].rows[{r}]"
-            if not isinstance(row, dict):
-                raise _fail("autocomplete", where, "is not an object")
-            if _row_fits(row, prop, where, need_name=True):
-                return _row_id(row, where)
+            try:
+                if _row_fits(row, prop, where, need_name=True):
+                    return _row_id(row, where)
+            except ParseError as exc:
+                problems.append(exc)
+    if problems:
+        more = f" (and {len(problems) - 1} more malformed rows)" if len(problems) > 1 else ""
+        raise ParseError(f"{problems[0]}{more}")
     return None
 
 
-def parse_above_the_fold(payload: object, *, property_id: str) -> list[ImageRef]:
-    """Photos of a decoded ``aboveTheFold`` body, in Redfin's order: full-screen URL, else the smaller one.
+def _photo(photo: object, where: str) -> tuple[str | None, str | None]:
+    """``(url, key)`` of one photo: the full-screen URL, else the smaller one; no URL is (None, key)."""
+    if not isinstance(photo, dict):
+        raise _fail("aboveTheFold", where, "is not an object")
+    urls = photo.get("photoUrls")
+    if not isinstance(urls, dict):
+        raise _fail("aboveTheFold", f"{where}.photoUrls", "is missing" if urls is None else "is not an object")
+    chosen = None
+    for field in ("fullScreenPhotoUrl", "nonFullScreenPhotoUrl"):
+        value = urls.get(field)
+        if value is not None and not isinstance(value, str):
+            raise _fail("aboveTheFold", f"{where}.photoUrls.{field}", "is not a string")
+        if not chosen and value and value.strip():
+            chosen = value.strip()
+            if (problem := url_problem(chosen)) is not None:
+                raise _fail("aboveTheFold", f"{where}.photoUrls.{field}", problem)
+    key = photo.get("photoId")
+    if isinstance(key, bool) or not (key is None or isinstance(key, str | int)):
+        raise _fail("aboveTheFold", f"{where}.photoId", "is not a string or number")
+    return chosen, None if key is None else str(key)
 
-    [] when Redfin says the home does not exist or it has no photos. Each photo's ``width``/``height``
-    describe the uploaded original, not the served variant, so they are not declared on the refs.
+
+def read_above_the_fold(payload: object, *, property_id: str, max_photos: int = MAX_PHOTOS) -> Parsed[ImageRef]:
+    """Photos of a decoded ``aboveTheFold`` body in Redfin's order (at most ``max_photos``), and the
+    photos left out.
+
+    Empty when Redfin says the home does not exist or it has no photos. A malformed envelope (body,
+    ``resultCode``, ``payload``, ``mediaBrowserInfo``, ``photos``) is a ParseError naming the field; a
+    malformed photo is only a problem. Each photo's ``width``/``height`` describe the uploaded original,
+    not the served variant, so they are not declared on the refs.
     """
+    path = "payload.mediaBrowserInfo.photos"
     body = _payload(payload, "aboveTheFold")
     if body is None:
-        return []
+        return Parsed()
     media = body.get("mediaBrowserInfo")
     if not isinstance(media, dict):
         raise _fail("aboveTheFold", "payload.mediaBrowserInfo", "is missing" if media is None else "is not an object")
     photos = media.get("photos")
     if photos is None:
-        return []
+        return Parsed()
     if not isinstance(photos, list):
-        raise _fail("aboveTheFold", "payload.mediaBrowserInfo.photos", "is not a list")
+        raise _fail("aboveTheFold", path, "is not a list")
     refs: list[ImageRef] = []
+    problems: list[ItemProblem] = []
     seen: set[str] = set()
     for i, photo in enumerate(photos):
-        where = f"payload.mediaBrowserInfo.photos[{i}]"
-        if not isinstance(photo, dict):
-            raise _fail("aboveTheFold", where, "is not an object")
-        urls = photo.get("photoUrls")
-        if not isinstance(urls, dict):
-            raise _fail("aboveTheFold", f"{where}.photoUrls", "is missing" if urls is None else "is not an object")
-        chosen = None
-        for field in ("fullScreenPhotoUrl", "nonFullScreenPhotoUrl"):
-            value = urls.get(field)
-            if value is not None and not isinstance(value, str):
-                raise _fail("aboveTheFold", f"{where}.photoUrls.{field}", "is not a string")
-            chosen = chosen or (value.strip() if value else None)
-        key = photo.get("photoId")
-        if isinstance(key, bool) or not (key is None or isinstance(key, str | int)):
-            raise _fail("aboveTheFold", f"{where}.photoId", "is not a string or number")
+        where = f"{path}[{i}]"
+        try:
+            chosen, key = _photo(photo, where)
+        except ParseError as exc:
+            problems.append(ItemProblem(where, str(exc)))
+            continue
         if not chosen or chosen in seen:
             log.debug("redfin: home %s: photo %d skipped (no URL or a repeat)", property_id, i)
             continue
         seen.add(chosen)
-        refs.append(ImageRef(source=SOURCE, order=len(refs), url=chosen, key=None if key is None else str(key)))
-    return refs
+        refs.append(ImageRef(source=SOURCE, order=len(refs), url=chosen, key=key))
+    return Parsed.of(refs, problems, max_items=max_photos, path=path)
+
+
+def parse_above_the_fold(payload: object, *, property_id: str) -> list[ImageRef]:
+    """Photos of an ``aboveTheFold`` body: ``read_above_the_fold`` for callers that take no problems.
+
+    Problems are logged; a body whose every photo is malformed is still a ParseError (never "0 photos").
+    """
+    parsed = read_above_the_fold(payload, property_id=property_id)
+    for problem in parsed.problems:
+        log.warning("redfin: home %s: %s", property_id, problem.message)
+    return list(parsed.or_raise().items)
 
 
 # --- client -------------------------------------------------------------------------------------------

@@ -14,11 +14,12 @@ import html as htmllib
 import json
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from homeshots.core.errors import ParseError, SourceBlockedError, SourceFailedError
-from homeshots.core.models import ImageRef, Property
+from homeshots.core.models import MAX_PHOTOS, ImageRef, ItemProblem, Parsed, Property, url_problem
 from homeshots.core.redact import redact_url
 from homeshots.network.fetcher import Fetched
 from homeshots.sources.base import HttpExtractor
@@ -31,10 +32,11 @@ PHOTO_LISTS = ("responsivePhotos", "photos", "originalPhotos")
 """Where page versions keep the gallery, newest first."""
 CACHE_PATH = ("props", "pageProps", "componentProps", "gdpClientCache")
 
-_NEXT_DATA = re.compile(r"<script\b[^>]*\bid\s*=\s*[\"']?__NEXT_DATA__[\"']?[^>]*>", re.IGNORECASE)
+_TAG_END = re.compile(r"[^>]*>")
+_NEXT_DATA_ID = re.compile(r"\bid\s*=\s*[\"']?__NEXT_DATA__", re.IGNORECASE)
 _SCRIPT_END = re.compile(r"</script\s*>", re.IGNORECASE)
-_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_PX_CAPTCHA = re.compile(r"<div\b[^>]*?\sid\s*=\s*(?:\"px-captcha\"|'px-captcha'|px-captcha(?=[\s/>]))", re.IGNORECASE)
+_TITLE_END = re.compile(r"</title\s*>", re.IGNORECASE)
+_PX_CAPTCHA_ID = re.compile(r"\sid\s*=\s*(?:\"px-captcha\"|'px-captcha'|px-captcha(?=[\s/>]|$))", re.IGNORECASE)
 PX_TITLE = "access to this page has been denied"
 
 
@@ -53,30 +55,58 @@ def home_url(base: str, prop: Property) -> str:
     return f"{base}/homes/{quote(prop.full_address, safe='')}_rb/"
 
 
+def _open_tags(html: str, name: str) -> Iterator[tuple[int, str, bool]]:
+    """``(end, text, closed)`` of each ``<name ...>`` opening tag, in one pass.
+
+    Not one regex like ``<script[^>]*id=...[^>]*>``: on a page of unclosed tags that backtracks from
+    every ``<script`` to the end of the page, quadratic time on a hostile page (40 KB took 1.6 s).
+    A tag that never closes runs to the end of the page, as the old regexes read it.
+    """
+    start = re.compile(rf"<{name}\b", re.IGNORECASE)
+    pos = 0
+    while (m := start.search(html, pos)) is not None:
+        close = _TAG_END.match(html, m.end())
+        if close is None:  # no '>' anywhere after: the last tag runs to the end, and no later tag can close
+            yield len(html), html[m.end() :], False
+            return
+        yield close.end(), html[m.end() : close.end()], True
+        pos = close.end()  # the next tag starts after this one: text inside a tag is not a tag
+
+
 def is_block_page(html: str) -> bool:
     """PerimeterX's "Press & Hold" wall, which Zillow serves with status 200 as often as with 403."""
-    title = _TITLE.search(html)
-    if title and PX_TITLE in " ".join(htmllib.unescape(title.group(1)).split()).lower():
-        return True
-    return _PX_CAPTCHA.search(html) is not None
+    title = next(_open_tags(html, "title"), None)
+    if title is not None and title[2]:
+        end = _TITLE_END.search(html, title[0])
+        if end is not None:
+            text = htmllib.unescape(html[title[0] : end.start()])
+            if PX_TITLE in " ".join(text.split()).lower():
+                return True
+    return any(_PX_CAPTCHA_ID.search(text) for _, text, _ in _open_tags(html, "div"))
 
 
 def _fail(problem: str) -> ParseError:
     return ParseError(f"Zillow home page: {problem}")
 
 
+def _loads(text: str, what: str) -> object:
+    """JSON, or a ParseError naming ``what``; nesting too deep for the decoder is not valid JSON either."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise _fail(f"{what} is not valid JSON") from None
+
+
 def _next_data(html: str) -> dict[str, Any] | None:
     """The decoded ``__NEXT_DATA__`` object; None when the page has no such script at all."""
-    start = _NEXT_DATA.search(html)
+    tags = _open_tags(html, "script")
+    start = next((end for end, text, closed in tags if closed and _NEXT_DATA_ID.search(text)), None)
     if start is None:
         return None
-    end = _SCRIPT_END.search(html, start.end())
+    end = _SCRIPT_END.search(html, start)
     if end is None:
         raise _fail("__NEXT_DATA__ script is not closed (truncated page?)")
-    try:
-        data = json.loads(html[start.end() : end.start()])
-    except ValueError:
-        raise _fail("__NEXT_DATA__ is not valid JSON") from None
+    data = _loads(html[start : end.start()], "__NEXT_DATA__")
     if not isinstance(data, dict):
         raise _fail("__NEXT_DATA__ is not a JSON object")
     return data
@@ -108,7 +138,8 @@ def _property(cache: dict[str, Any]) -> dict[str, Any]:
             continue
         prop = entry["property"]
         if not isinstance(prop, dict):
-            raise _fail(f"gdpClientCache[{key.split('{', 1)[0]}].property is not an object")  # key sans variables
+            name = key.split("{", 1)[0][:100]  # the query name, without its variables
+            raise _fail(f"gdpClientCache[{name}].property is not an object")
         if any(prop.get(name) is not None for name in PHOTO_LISTS):
             return prop
         found.append(prop)
@@ -117,15 +148,19 @@ def _property(cache: dict[str, Any]) -> dict[str, Any]:
     return found[0]
 
 
-def _gallery(prop: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The first non-empty photo list (name, items); a home without photos has an empty one."""
+def _galleries(prop: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """The photo lists present, newest name first; a home without photos has an empty one."""
     present = [name for name in PHOTO_LISTS if prop.get(name) is not None]
     if not present:
         raise _fail("property has no " + ", ".join(PHOTO_LISTS))
     for name in present:
         if not isinstance(prop[name], list):
             raise _fail(f"property.{name} is not a list")
-    return next(((n, prop[n]) for n in present if prop[n]), (present[0], []))
+    return [(name, prop[name]) for name in present]
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+"""A width as a string: ASCII digits (``'²'.isdigit()`` is true, ``int('²')`` fails), at most 9 of them."""
 
 
 def _width(value: object, where: str) -> int | None:
@@ -133,11 +168,11 @@ def _width(value: object, where: str) -> int | None:
         return None
     if isinstance(value, bool):
         raise _fail(f"{where} is not a number")
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**31:
         value = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value.strip())
-    if not isinstance(value, int):
+    if not isinstance(value, int) or value >= 2**31:
         raise _fail(f"{where} is not a number")
     return value if value > 0 else None
 
@@ -148,7 +183,10 @@ def _url(value: object, where: str) -> str | None:
     if not isinstance(value, str):
         raise _fail(f"{where} is not a string")
     value = value.strip()
-    return "https:" + value if value.startswith("//") else value or None
+    value = "https:" + value if value.startswith("//") else value
+    if value and (problem := url_problem(value)) is not None:
+        raise _fail(f"{where} {problem}")
+    return value or None
 
 
 def _widest(variants: object, where: str) -> tuple[str, int | None] | None:
@@ -191,8 +229,33 @@ def _photo(item: object, where: str) -> tuple[str, int | None, str | None] | Non
     return best[0], best[1], next((v for v in ids if v), None)
 
 
-def parse_home_page(html: str, *, property_id: str) -> list[ImageRef]:
-    """The home's photos in Zillow's gallery order, each at its widest copy; ParseError names what is wrong."""
+def _read_gallery(name: str, items: list[Any], property_id: str, max_photos: int) -> Parsed[ImageRef]:
+    refs: list[ImageRef] = []
+    problems: list[ItemProblem] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"property.{name}[{i}]"
+        try:
+            photo = _photo(item, where)
+        except ParseError as exc:
+            problems.append(ItemProblem(where, str(exc)))
+            continue
+        if photo is None or photo[0] in seen:
+            log.debug("zillow: property %s: %s skipped (no URL or a repeat)", property_id, where)
+            continue
+        seen.add(photo[0])
+        refs.append(ImageRef(source=SOURCE, order=len(refs), url=photo[0], key=photo[2], declared_width=photo[1]))
+    return Parsed.of(refs, problems, max_items=max_photos, path=f"property.{name}")
+
+
+def read_home_page(html: str, *, property_id: str, max_photos: int = MAX_PHOTOS) -> Parsed[ImageRef]:
+    """The home's photos in Zillow's gallery order, each at its widest copy (at most ``max_photos``), and
+    the gallery entries left out.
+
+    A malformed page (no ``__NEXT_DATA__``, no cache, no gallery list) is a ParseError naming what is
+    wrong; a malformed photo is only a problem. The first gallery list that gives a photo wins, so a
+    newer list of junk falls back to an older one that still works.
+    """
     data = _next_data(html)
     if data is None:
         raise _fail("no __NEXT_DATA__ script (not a home-details page?)")
@@ -200,27 +263,34 @@ def parse_home_page(html: str, *, property_id: str) -> list[ImageRef]:
     if missing:
         raise _fail(f"{missing} is missing")
     if isinstance(value, str):
-        try:
-            cache = json.loads(value)
-        except ValueError:
-            raise _fail("gdpClientCache is not valid JSON") from None
+        cache = _loads(value, "gdpClientCache")
     elif isinstance(value, dict):  # some page versions embed the cache already decoded
         cache = value
     else:
         raise _fail("gdpClientCache is not a JSON string")
     if not isinstance(cache, dict):
         raise _fail("gdpClientCache is not a JSON object")
-    name, items = _gallery(_property(cache))
-    refs: list[ImageRef] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        photo = _photo(item, f"property.{name}[{i}]")
-        if photo is None or photo[0] in seen:
-            log.debug("zillow: property %s: %s[%d] skipped (no URL or a repeat)", property_id, name, i)
+    galleries = _galleries(_property(cache))
+    first: Parsed[ImageRef] | None = None
+    for name, items in galleries:
+        if not items:
             continue
-        seen.add(photo[0])
-        refs.append(ImageRef(source=SOURCE, order=len(refs), url=photo[0], key=photo[2], declared_width=photo[1]))
-    return refs
+        parsed = _read_gallery(name, items, property_id, max_photos)
+        if parsed.items:
+            return parsed
+        first = first or parsed
+    return first or Parsed.of([], [], max_items=max_photos, path=f"property.{galleries[0][0]}")
+
+
+def parse_home_page(html: str, *, property_id: str) -> list[ImageRef]:
+    """The home's photos: ``read_home_page`` for callers that take no problems.
+
+    Problems are logged; a gallery whose every photo is malformed is still a ParseError (never "0 photos").
+    """
+    parsed = read_home_page(html, property_id=property_id)
+    for problem in parsed.problems:
+        log.warning("zillow: property %s: %s", property_id, problem.message)
+    return list(parsed.or_raise().items)
 
 
 # --- client --------------------------------------------------------------------------------------------

@@ -255,3 +255,132 @@ def test_streams_without_reading_everything(tmp_path: Path) -> None:
     it = read_properties(path)
     assert next(it).address == "0 Main St"  # type: ignore[union-attr]
     assert sum(1 for _ in it) == 49_999
+
+
+# --- limits: lengths, characters, line size -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("address", "1 A St " + "x" * 200, "address must be at most 200 characters"),
+        ("city", "M" * 101, "city must be at most 100 characters"),
+        ("apn", "1" * 21, "apn must be at most 20 characters"),
+        ("mls_listing_key", "K" * 65, "mls_listing_key must be at most 64 characters"),
+        ("mls_listing_key", "PHX 1001", "letters, digits and . _ : -"),
+        ("mls_listing_key", "K'1", "letters, digits and . _ : -"),
+        ("zpid", "1" * 21, "zpid must be at most 20 characters"),
+        ("redfin_url", "https://www.redfin.com/" + "x" * 2048, "redfin_url must be at most 2048 characters"),
+        ("redfin_url", "http://[::1/home/1", "redfin_url is not a valid URL"),  # urlparse's ValueError escaped
+        ("redfin_url", "https://www.redfin.com:port/home/1", "redfin_url is not a valid URL"),
+        ("redfin_url", "https://:443/home/1", "http(s) URL"),  # no host
+        ("property_id", "p" * 129, "property_id must be 1-128"),
+    ],
+)
+def test_field_limits(tmp_path: Path, field: str, value: str, words: str) -> None:
+    path = write(tmp_path, "p.jsonl", jsonl({"address": "9 Z St"}, {"address": "1 A St", field: value}))
+    err = raised(path)
+    assert_names(err, path, 2, field)
+    assert words in err.message
+    assert len(err.message) < 250  # the value is shown cut short
+
+
+def test_values_at_the_limits_are_accepted(tmp_path: Path) -> None:
+    row = {
+        "address": "1 " + "A" * 198,
+        "city": "C" * 100,
+        "mls_listing_key": "K.1_2:3-" + "k" * 56,
+        "zpid": "9" * 20,
+        "redfin_url": "https://www.redfin.com/" + "x" * (2048 - 23),
+    }
+    path = write(tmp_path, "p.jsonl", jsonl(row))
+    (prop,) = list(read_properties(path))
+    assert isinstance(prop, Property) and prop.mls_listing_key == row["mls_listing_key"]
+
+
+def test_huge_addresses_fail_at_validation_with_a_short_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "address,city\n" + "1" * 60_000 + " Main St,Mesa\n")
+    err = raised(path)
+    assert_names(err, path, 2, "address")
+    assert "at most 200 characters (60008 given)" in err.message and len(str(err)) < 300
+    path = write(tmp_path, "q.csv", "address,city\n" + "1" * 100_000 + " Main St,Mesa\n")  # 100 KB: over the line cap
+    err = raised(path)
+    assert_names(err, path, 2, None)
+    assert err.message == "line is longer than 64 KiB; not read"
+
+
+@pytest.mark.parametrize(
+    ("char", "words"),
+    [
+        ("\u2028", "line break U+2028"),
+        ("\u2029", "line break U+2029"),
+        ("\x85", "line break U+0085"),
+        ("\u200b", "unprintable character U+200B"),  # zero-width space
+        ("\u202e", "unprintable character U+202E"),  # right-to-left override
+        ("\ufeff", "unprintable character U+FEFF"),
+        ("\ue000", "unprintable character U+E000"),  # private use
+        ("\t", "control character"),
+    ],
+)
+def test_invisible_and_line_breaking_characters_are_refused(tmp_path: Path, char: str, words: str) -> None:
+    path = write(tmp_path, "p.jsonl", jsonl({"address": f"1 A{char}St"}))
+    err = raised(path)
+    assert_names(err, path, 1, "address")
+    assert words in err.message
+
+
+def test_lone_surrogate_from_a_json_escape_is_refused(tmp_path: Path) -> None:
+    """json.loads turns '\\ud800' into a string that cannot be encoded as UTF-8 again."""
+    path = write(tmp_path, "p.jsonl", '{"address": "1 A St", "city": "M\\ud800"}\n')
+    err = raised(path)
+    assert_names(err, path, 1, "city")
+    assert "U+D800" in err.message
+
+
+def test_accented_and_non_breaking_space_values_are_fine(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.jsonl", jsonl({"address": "12 Calle Añil\u00a0#4", "city": "Española"}))
+    assert [p.city for p in read_properties(path)] == ["Española"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_overlong_line_is_refused_unread_and_rows_keep_their_numbers(tmp_path: Path, suffix: str) -> None:
+    huge = "9" * (200 * 1024)
+    if suffix == ".csv":
+        text = f"address,city\n1 A St,Mesa\n{huge} B St,Mesa\n3 C St,Mesa\n"
+        bad_row = 3
+    else:
+        text = jsonl({"address": "1 A St"}, {"address": huge}, {"address": "3 C St"})
+        bad_row = 2
+    path = write(tmp_path, "p" + suffix, text)
+    err = raised(path)
+    assert_names(err, path, bad_row, None)
+    assert "longer than 64 KiB" in err.message
+    out = list(read_properties(path, skip_bad_rows=True))
+    assert [type(o).__name__ for o in out] == ["Property", "BadRow", "Property"]
+    assert out[2].address == "3 C St"  # type: ignore[union-attr]
+
+
+def test_overlong_line_without_a_newline_at_the_end(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.jsonl", jsonl({"address": "1 A St"}) + "x" * (300 * 1024))
+    out = list(read_properties(path, skip_bad_rows=True))
+    assert [type(o).__name__ for o in out] == ["Property", "BadRow"]
+
+
+def test_overlong_csv_header(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "address," + "," * (70 * 1024) + "\n1 A St\n")
+    err = raised(path)
+    assert err.row == 1 and "longer than 64 KiB" in err.message
+
+
+def test_deeply_nested_json_line_is_an_input_error(tmp_path: Path) -> None:
+    """json.loads raises RecursionError, not ValueError, for deep nesting: it escaped the reader."""
+    path = write(tmp_path, "p.jsonl", "[" * 60_000 + "\n")
+    err = raised(path)
+    assert_names(err, path, 1, None)
+    assert "nested too deeply" in err.message
+
+
+def test_long_unknown_key_is_named_briefly(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.jsonl", jsonl({"address": "1 A St", "k" * 10_000: 1}))
+    err = raised(path)
+    assert err.field is not None and len(err.field) < 70 and len(str(err)) < 400

@@ -5,13 +5,23 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
 
 from homeshots.core.errors import ParseError
 from homeshots.core.models import Property
-from homeshots.sources.maricopa import load_json, normalize_apn, parse_parcel, parse_search, parse_sketches, pick_parcel
+from homeshots.sources.maricopa import (
+    load_json,
+    normalize_apn,
+    parse_parcel,
+    parse_search,
+    parse_sketches,
+    pick_parcel,
+    read_search,
+    read_sketches,
+)
 
 PNG_1 = b"\x89PNG\r\n\x1a\n-page-one"
 PNG_2 = b"\x89PNG\r\n\x1a\n-page-two"
@@ -72,7 +82,12 @@ def test_normalize_apn(raw: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "1731000", "17-310-005", "173-10-005AB", "173--10-005", "ABC-DE-FGH", "173-10-00512", "173/10/005"]
+    "raw",
+    [
+        *("", "1731000", "17-310-005", "173-10-005AB", "173--10-005", "ABC-DE-FGH", "173-10-00512", "173/10/005"),
+        # Arabic-Indic digits: \\d matched them and they went into the /parcel/{apn} URL
+        "\u0661\u0667\u0663-\u0661\u0660-\u0660\u0660\u0665",
+    ],
 )
 def test_normalize_apn_rejects_bad_shapes(raw: str) -> None:
     with pytest.raises(ParseError, match="not a Maricopa APN"):
@@ -127,19 +142,47 @@ def test_parse_search_other_list_name_and_no_hits() -> None:
     [
         (lambda d: d.pop("Results"), "Results is missing"),
         (lambda d: d.update(Results={"APN": "17310005A"}), "Results is not a list"),
-        (lambda d: d["Results"].__setitem__(1, "17310005A"), r"Results\[1\] is not an object"),
-        (lambda d: d["Results"][0].pop("APN"), r"Results\[0\]\.APN is missing"),
-        (lambda d: d["Results"][0].update(APN=17310005), r"Results\[0\]\.APN: .* not a string"),
-        (lambda d: d["Results"][2].update(APN="5013-8237"), r"Results\[2\]\.APN: .* not a Maricopa APN"),
-        (lambda d: d["Results"][0].update(SitusAddress=["4732"]), r"Results\[0\]\.SitusAddress is not a string"),
-        (lambda d: d["Results"][1].update(SitusCity=7), r"Results\[1\]\.SitusCity is not a string"),
     ],
 )
-def test_parse_search_bad_payloads(mutate: Any, message: str) -> None:
+def test_parse_search_bad_envelope(mutate: Any, message: str) -> None:
     doc = json.loads(SEARCH)
     mutate(doc)
-    with pytest.raises(ParseError, match=message):
-        parse_search(doc, property_id="p1")
+    for parse in (parse_search, read_search):
+        with pytest.raises(ParseError, match=message):
+            parse(doc, property_id="p1")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "row", "message"),
+    [
+        (lambda d: d["Results"].__setitem__(1, "17310005A"), 1, r"Results\[1\] is not an object"),
+        (lambda d: d["Results"][0].pop("APN"), 0, r"Results\[0\]\.APN is missing"),
+        (lambda d: d["Results"][0].update(APN=17310005), 0, r"Results\[0\]\.APN: .* not a string"),
+        (lambda d: d["Results"][2].update(APN="5013-8237"), 2, r"Results\[2\]\.APN: .* not a Maricopa APN"),
+        (
+            lambda d: d["Results"][2].update(APN="\u0665\u0660\u0661\u0663\u0668\u0662\u0663\u0667"),
+            2,
+            r"Results\[2\]\.APN: .* not a Maricopa APN",
+        ),
+        (lambda d: d["Results"][0].update(SitusAddress=["4732"]), 0, r"Results\[0\]\.SitusAddress is not a string"),
+        (lambda d: d["Results"][1].update(SitusCity=7), 1, r"Results\[1\]\.SitusCity is not a string"),
+        (lambda d: d["Results"][2].update(SitusZip=-5), 2, r"Results\[2\]\.SitusZip is not a string"),
+    ],
+)
+def test_parse_search_bad_row_is_left_out_and_named(mutate: Any, row: int, message: str) -> None:
+    """One odd record among the hits costs that record, not the lookup."""
+    doc = json.loads(SEARCH)
+    mutate(doc)
+    parsed = read_search(doc, property_id="p1")
+    assert [(p.path, p.kind) for p in parsed.problems] == [(f"Results[{row}]", "malformed")]
+    assert re.search(message, parsed.problems[0].message)
+    assert len(parsed.items) == 2
+    assert parse_search(doc, property_id="p1") == list(parsed.items)
+
+
+def test_parse_search_every_row_bad_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match=r"Results\[0\] is not an object \(and 1 more malformed items\)"):
+        parse_search({"Results": [1, {"APN": "x"}]}, property_id="p1")
 
 
 def test_parse_search_body_not_object() -> None:
@@ -227,25 +270,45 @@ def test_parse_sketches_partial_answer_and_lenient_encodings() -> None:
         (lambda d: d.pop("TotalPages"), r"body\.TotalPages is missing"),
         (lambda d: d.update(TotalPages="two"), r"TotalPages is not a whole number"),
         (lambda d: d.update(TotalPages=True), r"TotalPages is not a whole number"),
-        (lambda d: d.update(TotalPages=1), r"PageNum 2\): PageNum is beyond TotalPages 1"),
+        (lambda d: d.update(TotalPages="²"), r"TotalPages is not a whole number"),  # was int('²'): a ValueError
+        (lambda d: d.update(TotalPages=10**30), r"TotalPages is not a whole number"),
         (lambda d: d.pop("Pages"), "Pages is missing"),
         (lambda d: d.update(Pages={"1": "x"}), "Pages is not a list"),
-        (lambda d: d["Pages"].append("iVBORw0KGgo="), r"Pages\[2\] is not an object"),
-        (lambda d: d["Pages"][0].pop("PageNum"), r"Pages\[0\]\.PageNum is missing"),
-        (lambda d: d["Pages"][0].update(PageNum=0), r"Pages\[0\]\.PageNum is 0, below 1"),
-        (lambda d: d["Pages"][0].update(PageNum=1.5), r"Pages\[0\]\.PageNum is not a whole number"),
-        (lambda d: d["Pages"][1].pop("Sketch"), r"Pages\[1\] \(PageNum 1\)\.Sketch is missing"),
-        (lambda d: d["Pages"][1].update(Sketch=[1, 2]), r"Pages\[1\] \(PageNum 1\)\.Sketch is not a string"),
-        (lambda d: d["Pages"][1].update(Sketch=""), r"Pages\[1\] \(PageNum 1\)\.Sketch is empty"),
-        (lambda d: d["Pages"][0].update(APN="111-24-062"), r"Pages\[0\] \(PageNum 2\) belongs to parcel 11124062"),
-        (lambda d: d["Pages"][0].update(APN="x"), r"Pages\[0\] \(PageNum 2\)\.APN: .* not a Maricopa APN"),
     ],
 )
-def test_parse_sketches_bad_payloads(mutate: Any, message: str) -> None:
+def test_parse_sketches_bad_envelope(mutate: Any, message: str) -> None:
     doc = copy.deepcopy(sketches_doc())
     mutate(doc)
-    with pytest.raises(ParseError, match=message):
-        parse_sketches(doc, apn="17310005A")
+    for parse in (parse_sketches, read_sketches):
+        with pytest.raises(ParseError, match=message):
+            parse(doc, apn="17310005A")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "page", "message"),
+    [
+        (lambda d: d.update(TotalPages=1), 0, r"PageNum 2\): PageNum is beyond TotalPages 1"),
+        (lambda d: d["Pages"].append("iVBORw0KGgo="), 2, r"Pages\[2\] is not an object"),
+        (lambda d: d["Pages"][0].pop("PageNum"), 0, r"Pages\[0\]\.PageNum is missing"),
+        (lambda d: d["Pages"][0].update(PageNum=0), 0, r"Pages\[0\]\.PageNum is 0, below 1"),
+        (lambda d: d["Pages"][0].update(PageNum=1.5), 0, r"Pages\[0\]\.PageNum is not a whole number"),
+        (lambda d: d["Pages"][0].update(PageNum="²"), 0, r"Pages\[0\]\.PageNum is not a whole number"),
+        (lambda d: d["Pages"][1].pop("Sketch"), 1, r"Pages\[1\] \(PageNum 1\)\.Sketch is missing"),
+        (lambda d: d["Pages"][1].update(Sketch=[1, 2]), 1, r"Pages\[1\] \(PageNum 1\)\.Sketch is not a string"),
+        (lambda d: d["Pages"][1].update(Sketch=""), 1, r"Pages\[1\] \(PageNum 1\)\.Sketch is empty"),
+        (lambda d: d["Pages"][0].update(APN="111-24-062"), 0, r"Pages\[0\] \(PageNum 2\) belongs to parcel 11124062"),
+        (lambda d: d["Pages"][0].update(APN="x"), 0, r"Pages\[0\] \(PageNum 2\)\.APN: .* not a Maricopa APN"),
+    ],
+)
+def test_parse_sketches_bad_page_is_left_out_and_named(mutate: Any, page: int, message: str) -> None:
+    """One bad sketch page costs that page: the others come back."""
+    doc = copy.deepcopy(sketches_doc())
+    mutate(doc)
+    parsed = read_sketches(doc, apn="17310005A")
+    assert [(p.path, p.kind) for p in parsed.problems] == [(f"Pages[{page}]", "malformed")]
+    assert re.search(message, parsed.problems[0].message)
+    assert len(parsed.items) == (2 if page == 2 else 1)
+    assert parse_sketches(doc, apn="17310005A") == (list(parsed.items), parsed.total_pages)
 
 
 @pytest.mark.parametrize("sketch", ["not base64 at all!", "iVBORw0KGgo", "iVBOR*w0KGgo=", "€€€€"])
@@ -253,8 +316,30 @@ def test_parse_sketches_bad_base64_names_the_page(sketch: str) -> None:
     doc = sketches_doc()
     doc["Pages"][0]["Sketch"] = sketch
     where = r"sketches of 17310005A: Pages\[0\] \(PageNum 2\)\.Sketch"
-    with pytest.raises(ParseError, match=where + " is not valid base64"):
+    assert re.match(where + " is not valid base64", read_sketches(doc, apn="17310005A").problems[0].message)
+    doc["Pages"][1]["Sketch"] = sketch
+    with pytest.raises(ParseError, match=where + r" is not valid base64 \(and 1 more malformed items\)"):
         parse_sketches(doc, apn="17310005A")
+
+
+def test_parse_sketches_beyond_max_photos_are_one_named_problem() -> None:
+    pages = [{"PageNum": n, "Sketch": base64.b64encode(PNG_1).decode()} for n in range(1, 701)]
+    parsed = read_sketches({"TotalPages": 700, "Pages": pages}, apn="17310005A")
+    assert len(parsed.items) == 500 and parsed.items[-1].key == "17310005A-sketch-500"
+    assert [(p.kind, p.count) for p in parsed.problems] == [("too_many_photos", 200)]
+    assert parsed.total_pages == 700
+
+
+def test_long_apn_is_cut_short_in_the_message() -> None:
+    with pytest.raises(ParseError) as info:
+        normalize_apn("1" * 100_000)
+    assert len(str(info.value)) < 200
+
+
+def test_load_json_nested_too_deeply() -> None:
+    """The JSON decoder's RecursionError escaped load_json as such."""
+    with pytest.raises(ParseError, match="nested too deeply"):
+        load_json(b"[" * 100_000, "application/json", where="HTTP 200 from x")
 
 
 def test_parse_sketches_body_not_object() -> None:

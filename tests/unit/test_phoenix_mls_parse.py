@@ -10,7 +10,13 @@ import pytest
 
 from homeshots.core.errors import ParseError
 from homeshots.core.models import Property
-from homeshots.sources.mls import build_property_query, parse_property_page, parse_token_response
+from homeshots.sources.mls import (
+    build_property_query,
+    link_key,
+    parse_property_page,
+    parse_token_response,
+    read_property_page,
+)
 
 CDN = "https://cdn.mls.example"
 
@@ -151,26 +157,107 @@ def _bad_media(i: int, field: str, value: object) -> dict[str, Any]:
         ({"@odata.context": "x"}, "RESO response: value is missing"),
         ({"value": {"ListingKey": "A"}}, "RESO response: value is not a list"),
         ({"value": None}, "RESO response: value is not a list"),
-        ({"value": ["PHX1001"]}, "RESO response: value[0] is not an object"),
-        (_break(["value", 0, "Media"], {"MediaURL": "x"}), "RESO response: value[0].Media is not a list"),
-        (_break(["value", 0, "Media", 2], "photo.jpg"), "RESO response: value[0].Media[2] is not an object"),
-        (_bad_media(2, "Order", "abc"), "RESO response: value[0].Media[2].Order is not a number"),
-        (_bad_media(1, "Order", True), "value[0].Media[1].Order is not a number"),
-        (_bad_media(0, "Order", 1.5), "value[0].Media[0].Order is not a number"),
-        (_bad_media(0, "MediaURL", 42), "value[0].Media[0].MediaURL is not a string"),
-        (_bad_media(0, "MediaURL", ["u"]), "value[0].Media[0].MediaURL is not a string"),
-        (_bad_media(0, "MediaCategory", {}), "value[0].Media[0].MediaCategory is not a string"),
-        (_bad_media(0, "MediaType", 1), "value[0].Media[0].MediaType is not a string"),
-        (_bad_media(0, "MediaKey", {"k": 1}), "value[0].Media[0].MediaKey is not a string"),
-        (_bad_media(0, "ImageWidth", "wide"), "value[0].Media[0].ImageWidth is not a number"),
-        (_bad_media(0, "ImageHeight", [1]), "value[0].Media[0].ImageHeight is not a number"),
         (_break(["@odata.nextLink"], 2), "RESO response: @odata.nextLink is not a string"),
+        (_break(["@odata.nextLink"], "https://[::1/x"), "RESO response: @odata.nextLink is not a URL"),
+        (_break(["@odata.nextLink"], "https://h/x\r\nHost: evil"), "@odata.nextLink has a control character"),
     ],
 )
-def test_malformed_responses_name_the_field(payload: object, message: str) -> None:
+def test_malformed_envelope_is_a_parse_error_naming_the_field(payload: object, message: str) -> None:
+    for parse in (parse_property_page, read_property_page):
+        with pytest.raises(ParseError) as info:
+            parse(copy.deepcopy(payload), property_id="p1")
+        assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "path", "message"),
+    [
+        (_break(["value", 0, "Media", 2], "photo.jpg"), "value[0].Media[2]", "value[0].Media[2] is not an object"),
+        (_bad_media(2, "Order", "abc"), "value[0].Media[2]", "RESO response: value[0].Media[2].Order is not a number"),
+        (_bad_media(1, "Order", True), "value[0].Media[1]", "value[0].Media[1].Order is not a number"),
+        (_bad_media(0, "Order", 1.5), "value[0].Media[0]", "value[0].Media[0].Order is not a number"),
+        (_bad_media(0, "Order", "\u0661\u0662"), "value[0].Media[0]", "value[0].Media[0].Order is not a number"),
+        (_bad_media(0, "Order", "9" * 5000), "value[0].Media[0]", "value[0].Media[0].Order is not a number"),
+        (_bad_media(0, "Order", 2**70), "value[0].Media[0]", "value[0].Media[0].Order is not a number"),
+        (_bad_media(0, "Order", 1e300), "value[0].Media[0]", "value[0].Media[0].Order is not a number"),
+        (_bad_media(0, "MediaURL", 42), "value[0].Media[0]", "value[0].Media[0].MediaURL is not a string"),
+        (_bad_media(0, "MediaURL", ["u"]), "value[0].Media[0]", "value[0].Media[0].MediaURL is not a string"),
+        (_bad_media(0, "MediaURL", "http://[::1/x"), "value[0].Media[0]", "value[0].Media[0].MediaURL is not a URL"),
+        (_bad_media(0, "MediaURL", "u/" + "x" * 9000), "value[0].Media[0]", "MediaURL is longer than 8192"),
+        (_bad_media(0, "MediaCategory", {}), "value[0].Media[0]", "value[0].Media[0].MediaCategory is not a string"),
+        (_bad_media(0, "MediaType", 1), "value[0].Media[0]", "value[0].Media[0].MediaType is not a string"),
+        (_bad_media(0, "MediaKey", {"k": 1}), "value[0].Media[0]", "value[0].Media[0].MediaKey is not a string"),
+        (_bad_media(0, "ImageWidth", "wide"), "value[0].Media[0]", "value[0].Media[0].ImageWidth is not a number"),
+        (_bad_media(0, "ImageHeight", [1]), "value[0].Media[0]", "value[0].Media[0].ImageHeight is not a number"),
+    ],
+)
+def test_malformed_media_item_is_left_out_and_named(payload: dict[str, Any], path: str, message: str) -> None:
+    """One bad Media entry costs that entry, not the listing: the other photos still come back."""
+    page = read_property_page(copy.deepcopy(payload), property_id="p1")
+    assert [(p.path, p.kind) for p in page.problems] == [(path, "malformed")]
+    assert message in page.problems[0].message
+    assert 3 <= len(page.items) <= 4 and [r.order for r in page.items] == list(range(len(page.items)))
+    refs, _ = parse_property_page(copy.deepcopy(payload), property_id="p1")  # the old form: logged, not raised
+    assert refs == list(page.items)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"value": ["PHX1001"]}, "RESO response: value[0] is not an object"),
+        (_break(["value", 0, "Media"], {"MediaURL": "x"}), "RESO response: value[0].Media is not a list"),
+        ({"value": [{"Media": [{"MediaURL": 1}, 7]}]}, "value[0].Media[0].MediaURL is not a string (and 1 more"),
+    ],
+)
+def test_page_whose_every_item_is_malformed_is_a_parse_error(payload: object, message: str) -> None:
+    """Nothing usable and something malformed is a changed schema, never "0 photos"."""
+    page = read_property_page(copy.deepcopy(payload), property_id="p1")
+    assert page.items == () and page.malformed >= 1
     with pytest.raises(ParseError) as info:
         parse_property_page(copy.deepcopy(payload), property_id="p1")
     assert message in str(info.value)
+
+
+def test_a_bad_listing_does_not_cost_the_other_listings() -> None:
+    page = {"value": ["junk", {"Media": [{"MediaURL": "u/1", "MediaCategory": "Photo"}]}, {"Media": "x"}]}
+    parsed = read_property_page(page, property_id="p1")
+    assert [r.url for r in parsed.items] == ["u/1"]
+    assert [p.path for p in parsed.problems] == ["value[0]", "value[2]"]
+
+
+def test_photos_beyond_max_photos_are_one_named_problem() -> None:
+    media = [{"MediaURL": f"u/{i}", "MediaCategory": "Photo", "Order": i} for i in range(1200)]
+    page = read_property_page({"value": [{"Media": media}]}, property_id="p1")
+    assert [r.url for r in page.items] == [f"u/{i}" for i in range(500)]
+    assert [(p.kind, p.count) for p in page.problems] == [("too_many_photos", 700)]
+    small = read_property_page({"value": [{"Media": media}]}, property_id="p1", max_photos=3)
+    assert len(small.items) == 3 and small.problems[0].count == 1197
+    assert small.items == page.items[:3]
+
+
+def test_many_malformed_items_are_listed_up_to_a_bound() -> None:
+    media = [{"MediaURL": 1}] * 1000 + [{"MediaURL": "u/ok", "MediaCategory": "Photo"}]
+    page = read_property_page({"value": [{"Media": media}]}, property_id="p1")
+    assert [r.url for r in page.items] == ["u/ok"]
+    assert len(page.problems) == 20 and page.malformed == 1000
+    assert page.problems[-1].message == "981 more malformed items not listed"
+
+
+def test_next_link_is_resolved_and_keyed_so_a_repeat_is_seen() -> None:
+    base = "https://api.mls.example/reso/odata/Property?$filter=x"
+    first = read_property_page({"value": [], "@odata.nextLink": "Property?$top=1&$skip=1"}, property_id="p")
+    assert first.next_link == "Property?$top=1&$skip=1"  # no base: as sent
+    a = read_property_page(
+        {"value": [], "@odata.nextLink": " Property?$top=1&$skip=1 "}, property_id="p", base_url=base
+    )
+    b = read_property_page(
+        {"value": [], "@odata.nextLink": "HTTPS://API.mls.example:443/reso/odata/Property?$skip=1&$top=1#x"},
+        property_id="p",
+    )
+    assert a.next_link == "https://api.mls.example/reso/odata/Property?$top=1&$skip=1"
+    assert a.next_key == b.next_key == link_key(a.next_link)
+    assert link_key("https://h/p?$skip=2") != a.next_key
+    assert read_property_page({"value": [], "@odata.nextLink": "  "}, property_id="p").next_link is None
 
 
 def test_truncated_media_items_are_skipped_not_guessed() -> None:
@@ -222,6 +309,12 @@ def test_token_response() -> None:
         {"token_type": "Bearer"},
         {"access_token": 5},
         {"access_token": "a", "expires_in": "soon"},
+        {"access_token": "a", "expires_in": 10**400},  # float() overflows: was an OverflowError
+        {"access_token": "a", "expires_in": "1e999"},  # infinite: a token that never expires
+        {"access_token": "a", "expires_in": [60]},
+        {"access_token": "a", "expires_in": -1},
+        {"access_token": "a\r\nX-Evil: 1"},  # would go into the Authorization header
+        {"access_token": "tök"},
     ):
         with pytest.raises(ParseError):
             parse_token_response(bad)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from homeshots.sources.redfin import (
     parse_above_the_fold,
     parse_autocomplete,
     property_id_from_url,
+    read_above_the_fold,
     strip_prefix,
 )
 
@@ -295,17 +297,84 @@ PHOTO0 = [*MEDIA, "photos", 0]
         ([*MEDIA], KeyError, "payload.mediaBrowserInfo is missing"),
         ([*MEDIA], [], "payload.mediaBrowserInfo is not an object"),
         ([*MEDIA, "photos"], {"0": {}}, "payload.mediaBrowserInfo.photos is not a list"),
+    ],
+)
+def test_above_the_fold_wrong_envelope_names_the_field(path: list[Any], value: Any, message: str) -> None:
+    for parse in (parse_above_the_fold, read_above_the_fold):
+        raises(parse, _broken(ABOVE_THE_FOLD, path, value), property_id="27000001", match=message)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
         ([*PHOTO0], "https://x/1.jpg", r"photos\[0\] is not an object"),
         ([*PHOTO0, "photoUrls"], KeyError, r"photos\[0\].photoUrls is missing"),
         ([*PHOTO0, "photoUrls"], "https://x/1.jpg", r"photos\[0\].photoUrls is not an object"),
         ([*PHOTO0, "photoUrls", "fullScreenPhotoUrl"], 7, r"photos\[0\].photoUrls.fullScreenPhotoUrl is not a string"),
         ([*PHOTO0, "photoUrls", "nonFullScreenPhotoUrl"], {}, r"nonFullScreenPhotoUrl is not a string"),
+        ([*PHOTO0, "photoUrls", "fullScreenPhotoUrl"], "https://[x/1.jpg", r"fullScreenPhotoUrl is not a URL"),
         ([*PHOTO0, "photoId"], {"id": 1}, r"photos\[0\].photoId is not a string or number"),
         ([*PHOTO0, "photoId"], False, r"photos\[0\].photoId is not a string or number"),
     ],
 )
-def test_above_the_fold_wrong_shapes_name_the_field(path: list[Any], value: Any, message: str) -> None:
-    raises(parse_above_the_fold, _broken(ABOVE_THE_FOLD, path, value), property_id="27000001", match=message)
+def test_above_the_fold_malformed_photo_is_left_out_and_named(path: list[Any], value: Any, message: str) -> None:
+    """One bad photo costs that photo: the others come back, the bad one is a named problem."""
+    parsed = read_above_the_fold(_broken(ABOVE_THE_FOLD, path, value), property_id="27000001")
+    assert [(p.path, p.kind) for p in parsed.problems] == [("payload.mediaBrowserInfo.photos[0]", "malformed")]
+    assert re.search(message, parsed.problems[0].message)
+    assert [r.url for r in parsed.items] == [
+        "https://ssl.cdn-redfin.com/photo/48/mb/345/6612345_1_0.jpg",
+        f"{CDN}/345/6612345_2_0.jpg",
+        f"{CDN}/345/6612345_0.jpg",  # the repeat of photo 0, now the first time that URL is seen
+    ]
+    refs = parse_above_the_fold(_broken(ABOVE_THE_FOLD, path, value), property_id="27000001")
+    assert refs == list(parsed.items)
+
+
+def test_above_the_fold_all_photos_malformed_is_a_parse_error() -> None:
+    body = _broken(ABOVE_THE_FOLD, [*MEDIA, "photos"], [{"photoUrls": 1}, "x"])
+    raises(parse_above_the_fold, body, property_id="1", match=r"photos\[0\].photoUrls is not an object \(and 1 more")
+
+
+def test_above_the_fold_photos_beyond_max_photos_are_one_named_problem() -> None:
+    photos = [{"photoId": i, "photoUrls": {"fullScreenPhotoUrl": f"{CDN}/{i}.jpg"}} for i in range(2000)]
+    body = _broken(ABOVE_THE_FOLD, [*MEDIA, "photos"], photos)
+    parsed = read_above_the_fold(body, property_id="1")
+    assert len(parsed.items) == 500 and parsed.items[-1].key == "499"
+    assert [(p.kind, p.count) for p in parsed.problems] == [("too_many_photos", 1500)]
+    assert len(read_above_the_fold(body, property_id="1", max_photos=10).items) == 10
+
+
+def test_autocomplete_junk_rows_beside_the_home_are_passed_over() -> None:
+    body = doc(AUTOCOMPLETE)
+    del body["payload"]["exactMatch"]
+    body["payload"]["sections"].insert(0, "junk")
+    body["payload"]["sections"][1]["rows"].insert(0, {"type": "1", "name": 5})
+    assert parse_autocomplete(body, prop=PROP) == "27000001"
+
+
+@pytest.mark.parametrize(
+    "row_id", ["1_²", "1_\u0661\u0662\u0663", "1_" + "9" * 40]
+)  # '²'.isdigit() is true: was taken as an id
+def test_autocomplete_property_ids_are_ascii_digits(row_id: str) -> None:
+    body = {"resultCode": 0, "payload": {"exactMatch": {"id": row_id, "type": "1", "url": "/x/home/1"}}}
+    raises(parse_autocomplete, body, prop=PROP, match="is not '<type>_<propertyId>'")
+
+
+@pytest.mark.parametrize("tail", ["\u0661\u0662\u0663", "²", "9" * 40])
+def test_url_property_ids_are_ascii_digits(tail: str) -> None:
+    assert property_id_from_url("https://www.redfin.com/AZ/x/home/" + tail) is None
+
+
+def test_error_message_is_cut_short_in_the_parse_error() -> None:
+    with pytest.raises(ParseError) as info:
+        parse_autocomplete({"resultCode": 7, "errorMessage": "x" * 100_000}, prop=PROP)
+    assert len(str(info.value)) < 300 and "(100000 characters)" in str(info.value)
+
+
+def test_deeply_nested_body_is_a_parse_error() -> None:
+    """The JSON decoder's RecursionError escaped strip_prefix as such."""
+    raises(strip_prefix, b"{}&&" + b"[" * 100_000, match="nested too deeply")
 
 
 def test_above_the_fold_body_not_an_object() -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from homeshots.core.errors import ParseError
 from homeshots.core.models import Property
-from homeshots.sources.zillow import has_home, home_url, is_block_page, parse_home_page
+from homeshots.sources.zillow import has_home, home_url, is_block_page, parse_home_page, read_home_page
 
 FP = "https://photos.zillowstatic.com/fp"
 
@@ -205,9 +206,26 @@ BROKEN: list[tuple[str, str, str]] = [
     ),
     (
         "width a word",
-        page(home(responsivePhotos=[jpeg("a", 1536), {"mixedSources": {"jpeg": [{"url": "u", "width": "wide"}]}}])),
-        "property.responsivePhotos[1].mixedSources.jpeg[0].width is not a number",
+        page(home(responsivePhotos=[{"mixedSources": {"jpeg": [{"url": "u", "width": "wide"}]}}])),
+        "property.responsivePhotos[0].mixedSources.jpeg[0].width is not a number",
     ),
+    (
+        "width a superscript digit",  # '²'.isdigit() is true and int('²') a ValueError: was an unnamed crash
+        page(home(responsivePhotos=[{"mixedSources": {"jpeg": [{"url": "u", "width": "²"}]}}])),
+        "property.responsivePhotos[0].mixedSources.jpeg[0].width is not a number",
+    ),
+    (
+        "url not a URL",
+        page(home(responsivePhotos=[{"url": "https://[::1/x.jpg"}])),
+        "property.responsivePhotos[0].url is not a URL",
+    ),
+    (
+        "next data nested too deep",  # the decoder's RecursionError escaped as such
+        page(None, raw_next_data="[" * 100_000),
+        "__NEXT_DATA__ is not valid JSON",
+    ),
+    ("cache nested too deep", page("[" * 100_000), "gdpClientCache is not valid JSON"),
+    ("two photos, both bad", page(home(photos=[7, []])), "property.photos[0] is not an object (and 1 more"),
     (
         "width a bool",
         page(home(responsivePhotos=[{"mixedSources": {"jpeg": [{"url": "u", "width": True}]}}])),
@@ -226,6 +244,53 @@ def test_malformed_page_is_a_parse_error_naming_the_problem(html: str, message: 
     with pytest.raises(ParseError, match=r"^Zillow home page: ") as info:
         parse_home_page(html, property_id="p1")
     assert message in str(info.value)
+
+
+def test_a_malformed_photo_is_left_out_and_named_the_rest_are_kept() -> None:
+    bad = {"mixedSources": {"jpeg": [{"url": "u", "width": "wide"}]}}
+    html = page(home(responsivePhotos=[jpeg("a", 1536), bad, "x.jpg", jpeg("b", 768)]))
+    parsed = read_home_page(html, property_id="p1")
+    assert [(r.url, r.order) for r in parsed.items] == [(f"{FP}/a-cc_ft_1536.jpg", 0), (f"{FP}/b-cc_ft_768.jpg", 1)]
+    assert [(p.path, p.kind) for p in parsed.problems] == [
+        ("property.responsivePhotos[1]", "malformed"),
+        ("property.responsivePhotos[2]", "malformed"),
+    ]
+    assert parsed.problems[0].message == (
+        "Zillow home page: property.responsivePhotos[1].mixedSources.jpeg[0].width is not a number"
+    )
+    assert parse_home_page(html, property_id="p1") == list(parsed.items)  # the old form logs, does not raise
+
+
+def test_a_gallery_of_junk_falls_back_to_an_older_list() -> None:
+    html = page(home(responsivePhotos=[1, 2], originalPhotos=[jpeg("o", 1536)]))
+    parsed = read_home_page(html, property_id="p1")
+    assert [r.url for r in parsed.items] == [f"{FP}/o-cc_ft_1536.jpg"] and parsed.problems == ()
+
+
+def test_photos_beyond_max_photos_are_one_named_problem() -> None:
+    html = page(home(responsivePhotos=[jpeg(f"n{i}", 1536) for i in range(600)]))
+    parsed = read_home_page(html, property_id="p1")
+    assert len(parsed.items) == 500 and parsed.items[-1].url == f"{FP}/n499-cc_ft_1536.jpg"
+    assert [(p.kind, p.count, p.path) for p in parsed.problems] == [
+        ("too_many_photos", 100, "property.responsivePhotos")
+    ]
+    assert len(read_home_page(html, property_id="p1", max_photos=2).items) == 2
+
+
+@pytest.mark.parametrize("junk", ["<script ", "<div ", "<title>", "<div id=", "<script>"])
+def test_pages_of_unclosed_tags_are_read_in_linear_time(junk: str) -> None:
+    """The old tag regexes backtracked from every tag to the end: 40 KB of '<script ' took 1.6 s."""
+    html = junk * 200_000
+    started = time.perf_counter()
+    assert not is_block_page(html)
+    assert not has_home(html)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_unclosed_tags_at_the_end_of_a_page() -> None:
+    assert is_block_page("<html><div id=px-captcha")  # a truncated wall is a wall (the old regex missed it)
+    assert not is_block_page("<title>Access to this page has been denied")  # the old regex needed </title>
+    assert not has_home('<script id="__NEXT_DATA__" {"props": 1}')  # an unclosed tag holds no script
 
 
 # --- the bot wall ----------------------------------------------------------------------------------------------
