@@ -62,6 +62,9 @@ class SourceStats:
     duplicates_detected: int = stat("duplicates", "Images merged into an already kept copy", "duplicate")
     copies_upgraded: int = stat("upgraded", "Kept images replaced by a larger copy from this source", "upgraded")
     images_failed: int = stat("failed", "Images that could not be downloaded or decoded", "failed")
+    images_skipped: int = stat(
+        "skipped", "Listed images left out: malformed, over the photo cap, pages not read", "skipped"
+    )
     properties_processed: int = stat("props ok", "Properties the source answered for")
     properties_failed: int = stat("props failed", "Properties the source failed for")
     failures: dict[str, int] = field(default_factory=dict)
@@ -108,6 +111,11 @@ class StatsTracker:
         self._add(source, "images_failed", run="failed_downloads")
         self._fail(source, f"image_{kind}")
 
+    def record_items_skipped(self, source: str, kind: str, count: int) -> None:
+        """Items of a source's answer left out (malformed, over the photo cap, pages not read)."""
+        self._add(source, "images_skipped", count, run="images_skipped")
+        self.counters[counter_key("fail", f"item_{kind}", source)] += count
+
     def to_counters(self) -> dict[str, int]:
         return {k: v for k, v in sorted(self.counters.items()) if v}
 
@@ -127,6 +135,7 @@ class ExtractionResult:
     duplicate_images: int = stat("duplicates", "Images merged into an already kept copy")
     copies_upgraded: int = stat("replaced by a larger copy", "Kept images replaced by a larger copy")
     failed_downloads: int = stat("failed downloads", "Images that could not be downloaded or decoded")
+    images_skipped: int = stat("images left out", "Listed images left out: malformed, over the cap, pages not read")
     by_source: dict[str, SourceStats] = field(default_factory=dict)
     start_time: datetime | None = None
     end_time: datetime | None = None

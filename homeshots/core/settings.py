@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     dedup_dhash_threshold: int = Field(12, ge=0, le=64)
     """A pHash match is merged only if the dHash distance is within this too (guards false merges)."""
     max_image_pixels: int = Field(100_000_000, ge=1)
+    max_decoded_bytes: int = Field(96 << 20, ge=1 << 20)
+    """Largest decoded image accepted (4 bytes a pixel; JPEGs count at their reduced draft size, so only
+    non-JPEG originals over ~24 MP are refused): what keeps one worker's memory bounded on a pixel flood."""
     max_buffered_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     """Image bodies one worker process holds at most while they wait for the image lane (plus one
     image over it): downloads wait for room, so memory does not grow with the size of a listing."""
@@ -151,6 +154,8 @@ class Settings(BaseSettings):
     source_max_retries: int = Field(3, ge=0, le=10)
     """Retries of a source's API call (timeouts, 5xx, 429) before the property fails for that source."""
     page_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_photos_per_listing: int = Field(500, ge=1, le=100_000)
+    """Photos taken from one listing of one source; the rest are recorded as a ``too_many_photos`` outcome."""
     """Largest API response or HTML page accepted from a source."""
 
     # --- monitoring -------------------------------------------------------------------------------

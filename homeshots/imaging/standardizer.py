@@ -130,6 +130,7 @@ class ImageStandardizer:
         png_compress_level: int = 1,
         jpeg_quality: int = 90,
         max_pixels: int = 100_000_000,
+        max_decoded_bytes: int = 96 << 20,
         png_strategy: str = "rle",
     ) -> None:
         fmt = output_format.upper()
@@ -145,6 +146,7 @@ class ImageStandardizer:
         self.png_strategy = png_strategy
         self.jpeg_quality = jpeg_quality
         self.max_pixels = max_pixels
+        self.max_decoded_bytes = max_decoded_bytes
 
     def standardize(self, data: bytes) -> StandardizedImage:
         """Decode once, orient, convert to sRGB RGB, downscale, encode without metadata."""
@@ -183,6 +185,15 @@ class ImageStandardizer:
             box = draft_size(width, height, self.max_dimension)
             if box is not None and im.format in ("JPEG", "MPO"):
                 im.draft("RGB", box)
+        # What decoding will hold: JPEGs at their draft scale, anything else at full size, 4 bytes a pixel
+        # once in RGB(A) - a 30 kB PNG can ask for gigabytes.
+        decoded = im.size[0] * im.size[1] * 4
+        if decoded > self.max_decoded_bytes:
+            raise ImageError(
+                f"image too large: {im.size[0]}x{im.size[1]} would take {decoded >> 20} MiB to decode, "
+                f"limit {self.max_decoded_bytes >> 20} MiB"
+            )
+        with _decode_errors():
             im.load()
         decoded_size = im.size
         # Orientation is metadata: a broken EXIF block must not lose the photo.

@@ -164,17 +164,19 @@ class Fetcher:
         follow: RedirectRule | None = None,
         rate_limited: bool = True,
         on_bytes: OnBytes | None = None,
+        source_supplied: bool = False,
     ) -> Fetched:
         """One request with retries; returns any status except 5xx/429, which are retried, then raised.
 
         ``follow`` decides which redirects are followed (None: none, the 3xx is returned); ``on_bytes``
-        hears of the decoded body as it arrives. Raises ``FetchUnavailableError`` (retryable) or
+        hears of the decoded body as it arrives; ``source_supplied`` (a photo URL from a listing) means
+        even the source's own configured origin must pass the URL guard. Raises ``FetchUnavailableError`` (retryable) or
         ``FetchFailedError`` (not), both with a ``kind``.
         """
         if params:
             url = str(httpx.URL(url).copy_merge_params(params))
         limiter = self.limiter if rate_limited else None
-        request = _Request(url, policy, method, headers or {}, data, follow, on_bytes, limiter)
+        request = _Request(url, policy, method, headers or {}, data, follow, on_bytes, limiter, not source_supplied)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.retries + 1),
             retry=retry_if_exception(_retryable),
@@ -217,7 +219,7 @@ class Fetcher:
                 waited = await request.limiter.acquire()  # the server's time, so the deadline moves with it
                 if (when := timeout.when()) is not None and waited:
                     timeout.reschedule(when + waited)
-            target = await self.guard.resolve(current)
+            target = await self.guard.resolve(current, trust_configured=request.trust_configured)
             response = await self._send(target, request.policy, method, request.headers, data)
             try:
                 status = response.status_code
@@ -279,6 +281,7 @@ class _Request:
     follow: RedirectRule | None
     on_bytes: OnBytes | None
     limiter: RateLimiter | None
+    trust_configured: bool
 
 
 def _retryable(error: BaseException) -> bool:

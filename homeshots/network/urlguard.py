@@ -65,9 +65,10 @@ class URLGuard:
         """Raise ``UnsafeURLError`` unless ``url`` is http(s) to a public (or allow-listed) address."""
         await self.resolve(url)
 
-    async def resolve(self, url: str) -> Target:
+    async def resolve(self, url: str, *, trust_configured: bool = True) -> Target:
         """The checked target of ``url``; ``FetchFailedError`` (kind ``bad_url``) when it does not parse,
-        ``UnsafeURLError`` when it points inside."""
+        ``UnsafeURLError`` when it points inside. ``trust_configured`` off (a URL a source handed out,
+        such as a photo's) checks even the operator's own API origins."""
         parts = _split(url)
         if parts.scheme not in ("http", "https"):
             raise UnsafeURLError(f"{redact_url(url)}: scheme {parts.scheme!r} is not http or https")
@@ -79,7 +80,7 @@ class URLGuard:
             host.encode("idna")
         except (ValueError, UnicodeError) as exc:
             raise FetchFailedError(url, f"malformed URL: {exc}", kind="bad_url") from None
-        if (parts.scheme, host, port) in self._trusted:
+        if trust_configured and (parts.scheme, host, port) in self._trusted:
             return Target(url, parts.scheme, host, port, None)
         try:
             addresses = [ipaddress.ip_address(host)]

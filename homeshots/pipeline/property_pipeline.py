@@ -51,9 +51,11 @@ class PropertyOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ImageFailure:
-    """One image that could not be collected, as the manifest of failures records it."""
+    """One image that could not be collected, or items of an answer left out, as the manifest of
+    failures records it: ``where`` is the (redacted) image URL or the path of the items in the answer."""
 
-    ref: ImageRef
+    source: str
+    where: str
     kind: str
     message: str
     retryable: bool
@@ -61,8 +63,8 @@ class ImageFailure:
     def to_dict(self, property_id: str) -> dict[str, Any]:
         return {
             "property_id": property_id,
-            "source": self.ref.source,
-            "source_url": redact_url(self.ref.source_url),
+            "source": self.source,
+            "source_url": self.where,
             "kind": self.kind,
             "message": self.message,
             "retryable": self.retryable,
@@ -105,7 +107,7 @@ class PropertyPipeline:
         """One source's listing and its images, within what is left of the property's deadline."""
         loop = asyncio.get_running_loop()
         try:
-            refs = await asyncio.wait_for(extractor.extract(prop), max(0.0, deadline - loop.time()))
+            listing = await asyncio.wait_for(extractor.extract_listing(prop), max(0.0, deadline - loop.time()))
         except (SourceError, TimeoutError) as exc:
             kind = exc.kind if isinstance(exc, SourceError) else "deadline"
             retryable = exc.retryable if isinstance(exc, SourceError) else True
@@ -118,6 +120,12 @@ class PropertyPipeline:
                 "retryable": retryable,
             }
             return
+        refs = listing.items
+        for problem in listing.problems:  # named outcomes, recorded: a retry would not change them
+            tracker.record_items_skipped(extractor.name, problem.kind, problem.count)
+            out.image_failures.append(
+                ImageFailure(extractor.name, problem.path, problem.kind, redact_text(problem.message), False)
+            )
         tracker.record_images_found(extractor.name, len(refs))
         tasks = {asyncio.create_task(self._image(prop, extractor, ref, tracker, out)): ref for ref in refs}
         done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time())) if tasks else ((), ())
@@ -178,7 +186,12 @@ class PropertyPipeline:
         """The image's bytes through the source's own fetcher (its proxy, guard on every redirect hop);
         the body takes room from the process's byte budget as it arrives."""
         got = await extractor.fetcher.fetch(
-            ref.url or "", self._policy, rate_limited=False, follow=_any_hop, on_bytes=reservation.take
+            ref.url or "",
+            self._policy,
+            rate_limited=False,
+            follow=_any_hop,
+            on_bytes=reservation.take,
+            source_supplied=True,
         )
         if got.status_code != 200:
             raise FetchFailedError(got.url, f"HTTP {got.status_code}", kind=_status_kind(got.status_code))
@@ -188,7 +201,9 @@ class PropertyPipeline:
         self, ref: ImageRef, tracker: StatsTracker, out: _Collected, error: HomeshotsError, message: str
     ) -> bool:
         tracker.record_image_failed(ref.source, error.kind)
-        out.image_failures.append(ImageFailure(ref, error.kind, message, error.retryable))
+        out.image_failures.append(
+            ImageFailure(ref.source, redact_url(ref.source_url), error.kind, message, error.retryable)
+        )
         return error.retryable
 
     def _record(self, prop: Property, out: _Collected, outcome: PropertyOutcome) -> None:

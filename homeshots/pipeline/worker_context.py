@@ -90,6 +90,7 @@ class WorkerContext:
             png_compress_level=s.png_compress_level,
             jpeg_quality=s.jpeg_quality,
             max_pixels=s.max_image_pixels,
+            max_decoded_bytes=s.max_decoded_bytes,
             png_strategy=s.png_strategy,
         )
 

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 import httpx
 
 from homeshots.core.errors import FetchError, ParseError, SourceFailedError, SourceUnavailableError
-from homeshots.core.models import ImageRef, Property
+from homeshots.core.models import ImageRef, Parsed, Property
 from homeshots.core.settings import Settings
 from homeshots.network.fetcher import Fetched, Fetcher, RedirectRule, Sleep, api_policy, source_guard
 from homeshots.network.limiter import RateLimiter
@@ -23,14 +23,19 @@ class ImageExtractor(ABC):
     """The source's HTTP stack; the pipeline downloads the source's images through it too."""
 
     async def extract(self, prop: Property) -> list[ImageRef]:
-        """Image references for one property; an answer the parser rejects is a permanent failure."""
+        """Image references for one property (the items of ``extract_listing``)."""
+        return list((await self.extract_listing(prop)).items)
+
+    async def extract_listing(self, prop: Property) -> Parsed[ImageRef]:
+        """The property's images and the items of the answer left out (malformed, over the photo cap,
+        pages never fetched); an answer the parser rejects as a whole is a permanent failure."""
         try:
             return await self._extract(prop)
         except ParseError as exc:
             raise SourceFailedError(self.name, prop.property_id, str(exc), kind="parse") from exc
 
     @abstractmethod
-    async def _extract(self, prop: Property) -> list[ImageRef]:
+    async def _extract(self, prop: Property) -> Parsed[ImageRef]:
         """The source's own lookup; may raise ``ParseError`` for answers of the wrong shape."""
 
 
@@ -49,6 +54,7 @@ class HttpExtractor(ImageExtractor):
         self._s = settings
         self._policy = settings.policy(self.name)
         self._api = api_policy(settings, self.name)
+        self._max_photos = settings.max_photos_per_listing
         self.fetcher = Fetcher(client, source_guard(settings, self.name), limiter=limiter, sleep=sleep)
 
     async def _request(

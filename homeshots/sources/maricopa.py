@@ -282,13 +282,13 @@ class MaricopaExtractor(HttpExtractor):
     def _base(self) -> str:
         return self._s.maricopa_base_url.rstrip("/")
 
-    async def _extract(self, prop: Property) -> list[ImageRef]:
+    async def _extract(self, prop: Property) -> Parsed[ImageRef]:
         token = self._s.maricopa_token.get_secret_value().strip()
         if not token:
             raise SourceFailedError(SOURCE, prop.property_id, "HOMESHOTS_MARICOPA_TOKEN is not set", kind="config")
         return await self._sketches_of(prop, token)
 
-    async def _sketches_of(self, prop: Property, token: str) -> list[ImageRef]:
+    async def _sketches_of(self, prop: Property, token: str) -> Parsed[ImageRef]:
         if prop.apn and prop.apn.strip():
             try:
                 apn = normalize_apn(prop.apn)
@@ -297,12 +297,12 @@ class MaricopaExtractor(HttpExtractor):
         else:
             found = await self._find_apn(prop, token)
             if found is None:
-                return []
+                return Parsed()
             apn = found
         response = await self._get(f"{self._base}/parcel/{apn}", prop, token)
         if response is None or parse_parcel(self._json(response), apn=apn) is None:
             log.info("maricopa: property %s: assessor has no parcel %s", prop.property_id, apn)
-            return []
+            return Parsed()
         return await self._sketches(apn, prop, token)
 
     async def _find_apn(self, prop: Property, token: str) -> str | None:
@@ -310,29 +310,41 @@ class MaricopaExtractor(HttpExtractor):
         response = await self._get(f"{self._base}/search/property/", prop, token, {"q": query})
         if response is None:
             return None
-        apn = pick_parcel(parse_search(self._json(response), property_id=prop.property_id), prop)
+        rows = read_search(self._json(response), property_id=prop.property_id).or_raise()
+        apn = pick_parcel(list(rows.items), prop)
+        if apn is None and rows.problems:
+            # A row we could not read may have been this home: say so rather than report "no parcel".
+            raise ParseError(rows.problems[0].message)
         if apn is None:
             log.info("maricopa: property %s: no parcel matches its address", prop.property_id)
         return apn
 
-    async def _sketches(self, apn: str, prop: Property, token: str) -> list[ImageRef]:
+    async def _sketches(self, apn: str, prop: Property, token: str) -> Parsed[ImageRef]:
         url = f"{self._base}/parcel/{apn}/sketches/"
         refs: dict[int, ImageRef] = {}
+        problems: list[ItemProblem] = []
         total = 0
         for page in range(1, MAX_SKETCH_REQUESTS + 1):
             response = await self._get(url, prop, token, None if page == 1 else {"page": str(page)})
             if response is None:  # no sketches at all, or a later answer vanished: keep what we have
                 break
-            got, total = parse_sketches(self._json(response), apn=apn)
-            new = [ref for ref in got if ref.order not in refs]
+            got = read_sketches(self._json(response), apn=apn, max_photos=self._max_photos).or_raise()
+            problems += got.problems
+            total = got.total_pages
+            new = [ref for ref in got.items if ref.order not in refs]
             refs.update((ref.order, ref) for ref in new)
             if len(refs) >= total or not new:
                 break
         if len(refs) < total:  # the assessor counts more pages than it hands out; what it sent is still good
-            log.warning(
-                "maricopa: property %s: parcel %s has %d sketch pages; got %d", prop.property_id, apn, total, len(refs)
+            problems.append(
+                ItemProblem(
+                    "Pages",
+                    f"parcel {apn} has {total} sketch pages; got {len(refs)}",
+                    kind="missing_pages",
+                    count=total - len(refs),
+                )
             )
-        return [refs[k] for k in sorted(refs)]
+        return Parsed.of([refs[k] for k in sorted(refs)], problems, max_items=self._max_photos, path="Pages")
 
     async def _get(self, url: str, prop: Property, token: str, params: dict[str, str] | None = None) -> Fetched | None:
         """One GET with the token header; None for 404/204 (nothing there), SourceFailedError for refusals."""

@@ -345,31 +345,56 @@ class MlsExtractor(HttpExtractor):
         self._tokens = tokens
         self._key = (settings.mls_token_url, settings.mls_client_id)
 
-    async def _extract(self, prop: Property) -> list[ImageRef]:
+    async def _extract(self, prop: Property) -> Parsed[ImageRef]:
         url = self._s.mls_base_url.rstrip("/") + "/Property"
         params: dict[str, str] | None = build_property_query(prop)
         refs: list[ImageRef] = []
-        seen: set[str | None] = set()
-        for page in range(self._s.mls_max_pages):
+        problems: list[ItemProblem] = []
+        seen_urls: set[str | None] = set()
+        followed: set[str] = set()
+        for page_number in range(self._s.mls_max_pages):
             response = await self._get(url, params, prop)
             if response.status_code == 404:
-                if page == 0:
-                    return []  # the MLS has no such listing: not a failure
+                if page_number == 0:
+                    return Parsed()  # the MLS has no such listing: not a failure
                 vanished = f"next page vanished (HTTP 404 from {redact_url(url)})"
                 raise SourceUnavailableError(SOURCE, prop.property_id, vanished)
-            page_refs, next_link = parse_property_page(self._json(response, prop), property_id=prop.property_id)
-            for ref in page_refs:
-                if ref.url not in seen:
-                    seen.add(ref.url)
+            page = read_property_page(
+                self._json(response, prop),
+                property_id=prop.property_id,
+                max_photos=self._max_photos,
+                base_url=response.url,
+            ).or_raise()
+            problems += page.problems
+            for ref in page.items:
+                if ref.url not in seen_urls:
+                    seen_urls.add(ref.url)
                     refs.append(replace(ref, order=len(refs)))
-            if not next_link:
-                return refs
-            url, params = urljoin(response.url, next_link), None
+            if not page.next_link or not page.next_key:
+                break
+            followed.add(link_key(response.url))
+            if page.next_key in followed:
+                problems.append(
+                    ItemProblem(
+                        "@odata.nextLink",
+                        f"paging loop: {redact_url(page.next_link)} was already followed; the listing ends here",
+                        kind="paging_loop",
+                    )
+                )
+                break
+            url, params = page.next_link, None
             if urlsplit(url).netloc != urlsplit(self._s.mls_base_url).netloc:
                 # The bearer token goes with every page: never to a host other than the MLS's.
                 raise self._error(prop, f"@odata.nextLink points off the RESO host: {redact_url(url)}", kind="parse")
-        log.warning("mls: property %s: stopped after %d pages", prop.property_id, self._s.mls_max_pages)
-        return refs
+        else:
+            problems.append(
+                ItemProblem(
+                    "@odata.nextLink",
+                    f"stopped after {self._s.mls_max_pages} pages (HOMESHOTS_MLS_MAX_PAGES); later pages not read",
+                    kind="too_many_pages",
+                )
+            )
+        return Parsed.of(refs, problems, max_items=self._max_photos, path="value")
 
     def _error(self, prop: Property, message: str, kind: str | None = None) -> SourceFailedError:
         return SourceFailedError(SOURCE, prop.property_id, message, kind=kind)
@@ -418,7 +443,7 @@ class MlsExtractor(HttpExtractor):
             raise self._error(prop, f"expected JSON, got HTML ({response.where})", kind="parse")
         try:
             return json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise self._error(
                 prop, f"expected JSON, got {ctype or 'an untyped body'} ({response.where})", kind="parse"
             ) from None

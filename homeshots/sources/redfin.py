@@ -270,7 +270,7 @@ class RedfinExtractor(HttpExtractor):
     def _base(self) -> str:
         return self._s.redfin_base_url.rstrip("/")
 
-    async def _extract(self, prop: Property) -> list[ImageRef]:
+    async def _extract(self, prop: Property) -> Parsed[ImageRef]:
         pid = property_id_from_url(prop.redfin_url)
         if pid is None:
             if prop.redfin_url:
@@ -280,9 +280,11 @@ class RedfinExtractor(HttpExtractor):
             doc = await self._get(AUTOCOMPLETE_PATH, {"location": prop.full_address, "v": "2"}, prop)
             pid = None if doc is None else parse_autocomplete(doc, prop=prop)
             if pid is None:
-                return []  # Redfin does not know the address: no listing, not a failure
+                return Parsed()  # Redfin does not know the address: no listing, not a failure
         doc = await self._get(ABOVE_THE_FOLD_PATH, {"propertyId": pid, "accessLevel": "1"}, prop)
-        return [] if doc is None else parse_above_the_fold(doc, property_id=pid)
+        if doc is None:
+            return Parsed()
+        return read_above_the_fold(doc, property_id=pid, max_photos=self._max_photos).or_raise()
 
     async def _get(self, path: str, params: dict[str, str], prop: Property) -> object | None:
         """One stingray GET, decoded; None on 404. Bot walls are blocked, other statuses permanent."""

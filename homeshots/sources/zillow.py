@@ -312,7 +312,7 @@ class ZillowExtractor(HttpExtractor):
 
     name = SOURCE
 
-    async def _extract(self, prop: Property) -> list[ImageRef]:
+    async def _extract(self, prop: Property) -> Parsed[ImageRef]:
         url = home_url(self._s.zillow_base_url, prop)
         page = await self._request(url, prop, headers={"Accept": "text/html"}, follow=self._stays_on_zillow)
         if page.status_code in REDIRECT_STATUSES:
@@ -330,10 +330,10 @@ class ZillowExtractor(HttpExtractor):
             return f"redirected off Zillow to {redact_url(target)}"
         return None
 
-    def _page(self, prop: Property, page: Fetched) -> list[ImageRef]:
+    def _page(self, prop: Property, page: Fetched) -> Parsed[ImageRef]:
         status, where = page.status_code, page.where
         if status in (404, 410):
-            return []
+            return Parsed()
         text = page.text
         wall = is_block_page(text)
         if status == 403 or wall:
@@ -347,8 +347,8 @@ class ZillowExtractor(HttpExtractor):
             raise self._error(prop, where)
         try:
             if urlsplit(page.url).path.endswith("_rb/") and not has_home(text):
-                return []  # an address search that matched no home: a results page, no listing
-            return parse_home_page(text, property_id=prop.property_id)
+                return Parsed()  # an address search that matched no home: a results page, no listing
+            return read_home_page(text, property_id=prop.property_id, max_photos=self._max_photos).or_raise()
         except ParseError as exc:
             raise self._error(prop, f"{exc} ({where})", kind="parse") from exc
 

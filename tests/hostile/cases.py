@@ -151,7 +151,7 @@ CASES: list[Case] = [
         "images",
         one("/x.png", body(inputs.text_bomb_png, "image/png")),
         at("/x.png"),
-        stored=BENIGN + 1,
+        ("bad_image",),
     ),
     Case(
         "one-pixel", "images", one("/x.png", body(inputs.one_pixel_png, "image/png")), at("/x.png"), stored=BENIGN + 1
@@ -302,8 +302,8 @@ CASES: list[Case] = [
         media=lambda s: [f"http://[::ffff:127.0.0.2]:{s.canary.port}/x.jpg"],
         kinds=("unsafe_url",),
     ),
-    Case("bracketed-ipv4", "ssrf", media=lambda s: [f"http://[127.0.0.2]:{s.canary.port}/x.jpg"], kinds=("bad_url",)),
-    Case("port-out-of-range", "ssrf", media=lambda _s: ["http://127.0.0.1:99999/x.jpg"], kinds=("bad_url",)),
+    Case("bracketed-ipv4", "ssrf", media=lambda s: [f"http://[127.0.0.2]:{s.canary.port}/x.jpg"], kinds=("malformed",)),
+    Case("port-out-of-range", "ssrf", media=lambda _s: ["http://127.0.0.1:99999/x.jpg"], kinds=("malformed",)),
     Case(
         "userinfo-trick",
         "ssrf",
@@ -333,16 +333,15 @@ CASES: list[Case] = [
         source_kind="throttled",
         max_seconds=15,
     ),
-    Case("api-nextlink-loop", "responses", reso=_next_loop, source_kind=None),
+    Case("api-nextlink-loop", "responses", reso=_next_loop, kinds=("paging_loop",)),
     Case(
         "api-thousands-of-photos",
         "responses",
         reso=_thousands,
-        stored=BENIGN,
-        source_kind=None,
+        kinds=("too_many_photos",),
         max_seconds=60,
         env={"HOMESHOTS_MAX_PHOTOS_PER_LISTING": "60"},
     ),
-    Case("api-bad-media-items", "responses", reso=_bad_item, source_kind=None),
+    Case("api-bad-media-items", "responses", reso=_bad_item, kinds=("malformed", "malformed")),
 ]
 """Each case's name is its id; group says which class of the review it exercises."""

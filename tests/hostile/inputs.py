@@ -126,3 +126,27 @@ def gzip_bomb(layers: int, size: int = 512 << 20) -> bytes:
 def deflated(data: bytes, *, raw: bool) -> bytes:
     compressor = zlib.compressobj(6, zlib.DEFLATED, -15 if raw else 15)
     return compressor.compress(data) + compressor.flush()
+
+
+def make_all() -> None:
+    """Build every cached body now."""
+    for make in (
+        pixel_flood_png,
+        big_rgb_png,
+        lying_jpeg_header,
+        one_pixel_png,
+        gradient_16bit_png,
+        strip_png,
+        animated_gif,
+        cmyk_jpeg,
+        broken_exif_jpeg,
+        broken_icc_jpeg,
+        text_bomb_png,
+        webp_photo,
+        big_tiff,
+    ):
+        make()
+    for n in range(8):
+        benign(n)
+    gzip_bomb(1)
+    gzip_bomb(3)

@@ -21,6 +21,12 @@ from managers.manifest_manager import ManifestManager
 
 
 def _peak_mb() -> float:
+    """This process's high-water RSS (VmHWM: per address space, so not inherited from the parent)."""
+    with open("/proc/self/status") as status:
+        lines = status.read().splitlines()
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
