@@ -22,7 +22,7 @@ class S3Store(Store):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         config = Config(
-            retries={"mode": "standard", "max_attempts": 8},
+            retries={"mode": "standard", "max_attempts": 4},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.download_timeout,
             max_pool_connections=max(10, settings.download_concurrency),
