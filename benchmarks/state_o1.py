@@ -35,14 +35,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import redis
 
 from benchmarks.redis_server import private_redis
 from homeshots.core.models import ImageRef, Property
-from homeshots.pipeline.property_pipeline import ImageFailure, PropertyOutcome, PropertyPipeline, _Collected
+from homeshots.pipeline.recording import PropertyOutcome, record_property
+from homeshots.pipeline.source_pass import ImageFailure, SourceResult
 from managers import keys
 from managers.extraction_stats import StatsTracker
 from managers.manifest_manager import ManifestEntry
@@ -146,16 +146,16 @@ def property_id(tag: str, index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Fixture:
-    """Everything ``_record`` needs for one property, built before the clock starts."""
+    """Everything ``record_property`` needs for one property, built before the clock starts."""
 
     prop: Property
-    out: _Collected
+    out: SourceResult
     outcome: PropertyOutcome
 
 
 def make_fixture(pid: str, index: int) -> Fixture:
     prop = Property(property_id=pid, address=f"{100 + index} N Central Ave", city="Phoenix", state="AZ", zip="85004")
-    tracker, out = StatsTracker(), _Collected()
+    tracker, out = StatsTracker(), SourceResult("all")
     failed = index % 10 == 9
     for source in SOURCES:
         tracker.record_source_result(source, ok=True)
@@ -164,7 +164,7 @@ def make_fixture(pid: str, index: int) -> Fixture:
         if failed and source == "redfin":
             ref = ImageRef(source=source, order=0, url=f"https://ssl.cdn-redfin.com/photo/{sha[:12]}.jpg")
             tracker.record_image_failed(source, "not_found")
-            out.image_failures.append(
+            out.failures.append(
                 ImageFailure(ref.source, ref.source_url, "not_found", f"{ref.url}: HTTP 404", False)
             )
             continue
@@ -247,7 +247,6 @@ class WindowCost:
 
 def record_window(client: redis.Redis, run_id: str, fixtures: Sequence[Fixture]) -> WindowCost:
     """Record a window of properties the way the task, the pipeline and the callback do."""
-    ctx = SimpleNamespace(redis=client, settings=SimpleNamespace(download_concurrency=8))
     stats_before = client.info("commandstats")
     trips = CountingConnection.round_trips
     per_property = []
@@ -259,8 +258,8 @@ def record_window(client: redis.Redis, run_id: str, fixtures: Sequence[Fixture])
         # tasks.property.extract_property: is it completed, and count the delivery (one round trip)
         if _start(client, run_id, pid)[0]:
             raise AssertionError(f"{pid} already completed: the fixture is not fresh")
-        # homeshots.pipeline.property_pipeline.PropertyPipeline.run -> _record
-        PropertyPipeline(ctx, run_id)._record(fx.prop, fx.out, fx.outcome)  # type: ignore[arg-type]
+        # homeshots.pipeline.property_pipeline.PropertyPipeline.run -> record_property
+        record_property(client, run_id, fx.prop, [fx.out], fx.outcome)
         per_property.append(clock() - t0)
     # tasks.window.complete_window, the per-window calls (without chord results: all stats from Redis)
     t0 = clock()

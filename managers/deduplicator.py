@@ -202,6 +202,16 @@ class ImageDeduplicator:
             return Match(record, 0)
         return Match(ImageRecord.from_redis(_pairs(reply[1])), int(reply[0]))
 
+    def remember_raw(self, raw_sha256: str, kept_sha256: str) -> None:
+        """Bytes with this digest became this kept image: next time they are recognised before decoding."""
+        self.client.set(keys.raw_digest(raw_sha256), kept_sha256)
+
+    def by_raw_digest(self, raw_sha256: str) -> ImageRecord | None:
+        """The kept image bytes with this digest became, if they were seen (and it is still kept)."""
+        kept = self.client.get(keys.raw_digest(raw_sha256))
+        record = self.client.hgetall(keys.image(kept)) if kept else None
+        return ImageRecord.from_redis(record) if record else None
+
     def bulk_load(self, records: Iterable[ImageRecord]) -> int:
         """Index records without lookups (restoring a snapshot, building a benchmark corpus)."""
         pipe, count = self.client.pipeline(transaction=False), 0

@@ -65,6 +65,10 @@ class SourceStats:
     images_skipped: int = stat(
         "skipped", "Listed images left out: malformed, over the photo cap, pages not read", "skipped"
     )
+    photos_new: int = stat("new", "Photos not seen at this source before")
+    photos_changed: int = stat("changed", "Known photos that now show another image")
+    photos_unchanged: int = stat("unchanged", "Known photos that did not change")
+    photos_removed: int = stat("removed", "Photos the source no longer lists")
     properties_processed: int = stat("props ok", "Properties the source answered for")
     properties_failed: int = stat("props failed", "Properties the source failed for")
     failures: dict[str, int] = field(default_factory=dict)
@@ -116,6 +120,10 @@ class StatsTracker:
         self._add(source, "images_skipped", count, run="images_skipped")
         self.counters[counter_key("fail", f"item_{kind}", source)] += count
 
+    def record_delta(self, source: str, change: str) -> None:
+        """One photo against the listing memory: new, changed, unchanged or removed."""
+        self._add(source, f"photos_{change}", run=f"photos_{change}")
+
     def to_counters(self) -> dict[str, int]:
         return {k: v for k, v in sorted(self.counters.items()) if v}
 
@@ -136,6 +144,10 @@ class ExtractionResult:
     copies_upgraded: int = stat("replaced by a larger copy", "Kept images replaced by a larger copy")
     failed_downloads: int = stat("failed downloads", "Images that could not be downloaded or decoded")
     images_skipped: int = stat("images left out", "Listed images left out: malformed, over the cap, pages not read")
+    photos_new: int = stat("new photos", "Photos not seen at their source before")
+    photos_changed: int = stat("changed photos", "Known photos that now show another image")
+    photos_unchanged: int = stat("unchanged photos", "Known photos that did not change")
+    photos_removed: int = stat("removed photos", "Photos their source no longer lists")
     by_source: dict[str, SourceStats] = field(default_factory=dict)
     start_time: datetime | None = None
     end_time: datetime | None = None

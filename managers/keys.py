@@ -7,6 +7,10 @@ hs:runs                               sorted set: run ids by submission time
 hs:run:{<run>}:<part>                 one run (RunKeys): meta, state, manifest, stats, windows
 hs:{idx}:img:<sha256>                 one kept image (the corpus-wide hash index)
 hs:{idx}:band:<band>:<value>          pHash band buckets of the index (multi-index hashing)
+hs:{idx}:raw:<sha256 of the bytes>    raw digest -> the kept image those bytes became (skip decoding)
+hs:lm:{<property>}                    listing memory: source -> what was last seen (ListingMemoryManager)
+hs:mls:sync, hs:mls:tracked           the RESO replication point, and the listing keys we follow
+hs:mls:changed:{<listing key>}        a tracked listing the last replication found changed (its RESO JSON)
 hs:garbage                            store keys a larger copy replaced, waiting to be deleted
 hs:snapshot_seq                       counter naming snapshot files in write order
 hs:bucket:<source>, hs:pause:<source> the cluster-wide token bucket of a source, and its 429 pause
@@ -50,6 +54,27 @@ def image(sha256: str) -> str:
 def phash_band(band: int, value: int) -> str:
     """The bucket of index members whose pHash has ``value`` in band ``band``."""
     return f"{PHASH_BANDS}{band}:{value:08x}"
+
+
+def raw_digest(raw_sha256: str) -> str:
+    """The kept image (its sha256) that a downloaded body with this digest became."""
+    return f"{_INDEX}:raw:{raw_sha256}"
+
+
+def listing_memory(property_id: str) -> str:
+    """Hash source -> what that source last listed for the property."""
+    return f"{PREFIX}:lm:{{{property_id}}}"
+
+
+MLS_SYNC = f"{PREFIX}:mls:sync"
+"""The RESO replication point: the latest ModificationTimestamp a completed sync has seen."""
+MLS_TRACKED = f"{PREFIX}:mls:tracked"
+"""Set of the RESO listing keys of our properties: only their changes are kept from a sync."""
+
+
+def mls_changed(listing_key: str) -> str:
+    """A tracked listing a replication found changed: its RESO JSON, until a visit consumes it."""
+    return f"{PREFIX}:mls:changed:{{{listing_key}}}"
 
 
 def bucket(source: str) -> str:

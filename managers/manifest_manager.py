@@ -28,9 +28,15 @@ class ManifestEntry:
     width: int
     height: int
     duplicate_of: str | None = None
+    change: str | None = None
+    """Against the listing memory: ``new``, ``changed``, ``unchanged`` or ``removed`` (a row of a photo no
+    longer listed, pointing at the image it was)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def with_change(self, change: str) -> ManifestEntry:
+        return replace(self, change=change)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:

@@ -70,6 +70,11 @@ class RunManager:
     def sources(self) -> list[str]:
         return json.loads(self.client.hget(self.meta_key, "sources") or "[]")
 
+    def plan(self) -> dict[str, Any] | None:
+        """How the run treats each property (``pipeline.Plan`` as JSON); None for a full backfill."""
+        raw = self.client.hget(self.meta_key, "plan")
+        return json.loads(raw) if raw else None
+
     def start_submission(self, *, input_file: str, sources: list[str], reset: bool) -> int:
         """Open a new submission (generation) of the run; ``reset`` forgets earlier progress."""
         pipe = self.client.pipeline(transaction=True)

@@ -21,7 +21,8 @@ from homeshots.core.errors import StoreError
 from homeshots.core.models import Property
 from homeshots.core.redact import redact_text
 from homeshots.core.settings import get_settings
-from homeshots.pipeline.property_pipeline import PropertyOutcome, PropertyPipeline
+from homeshots.pipeline.property_pipeline import Plan, PropertyPipeline
+from homeshots.pipeline.recording import PropertyOutcome
 from homeshots.pipeline.worker_context import get_context, reset_context
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
@@ -32,7 +33,9 @@ MAX_DELIVERIES = 5
 
 
 @app.task(name="homeshots.extract_property", bind=True, max_retries=12)
-def extract_property(self: Task, run_id: str, prop: dict[str, Any], sources: list[str]) -> dict[str, Any]:
+def extract_property(
+    self: Task, run_id: str, prop: dict[str, Any], sources: list[str], plan: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Collect the images of one property. Returns small counters; never raises to the chord."""
     pid = str(prop.get("property_id", "?"))
     try:
@@ -45,7 +48,8 @@ def extract_property(self: Task, run_id: str, prop: dict[str, Any], sources: lis
             outcome = _record_failure(run_id, pid, "poison", f"its task was killed {MAX_DELIVERIES} times")
         else:
             deadline = max(5, get_settings().task_soft_time_limit - 15)
-            outcome = ctx.run(asyncio.wait_for(PropertyPipeline(ctx, run_id).run(item, sources), deadline))
+            pipeline = PropertyPipeline(ctx, run_id, Plan.from_dict(plan))
+            outcome = ctx.run(asyncio.wait_for(pipeline.run(item, sources), deadline))
     except (TimeoutError, SoftTimeLimitExceeded):
         reset_context()
         outcome = _record_failure(run_id, pid, "timeout", "took longer than the task time limit")

@@ -51,7 +51,12 @@ def submit_window(
         properties = runs.window_properties(generation, index)
     if sources is None:
         sources = runs.sources()
-    header = [extract_property.s(run_id, p, sources).set(argsrepr=_readable(run_id, p)) for p in properties]
+    plan = runs.plan()
+    header = []
+    for item in properties:
+        prop = dict(item)
+        visit = prop.pop("sources", sources)  # a nightly window names the sources each property fits in
+        header.append(extract_property.s(run_id, prop, visit, plan).set(argsrepr=_readable(run_id, prop)))
     body = finish_window.s(run_id, generation, index).set(queue=CALLBACK_QUEUE)
     body.link_error(window_failed.s(run_id=run_id, generation=generation, index=index).set(queue=CALLBACK_QUEUE))
     with denied_join_result():

@@ -69,8 +69,8 @@ def test_parse_status_kb() -> None:
 
 def test_state_fixture_is_a_realistic_outcome() -> None:
     done, failed = make_fixture(property_id("t", 0), 0), make_fixture(property_id("t", 9), 9)
-    assert done.outcome.status == "completed" and len(done.out.entries) == 3 and not done.out.image_failures
-    assert failed.outcome.status == "failed" and len(failed.out.entries) == 2 and len(failed.out.image_failures) == 1
+    assert done.outcome.status == "completed" and len(done.out.entries) == 3 and not done.out.failures
+    assert failed.outcome.status == "failed" and len(failed.out.entries) == 2 and len(failed.out.failures) == 1
     assert re.fullmatch(r"p-[0-9a-f]{16}", done.prop.property_id)
 
 

@@ -71,6 +71,8 @@ class ImageRef:
     """The source's own id for the image (RESO MediaKey, sketch page) when it has one."""
     declared_width: int | None = None
     declared_height: int | None = None
+    modified: str | None = None
+    """When the source says the image last changed (RESO ``MediaModificationTimestamp``)."""
 
     def __post_init__(self) -> None:
         if (self.url is None) == (self.data is None):
@@ -82,6 +84,12 @@ class ImageRef:
         if self.url is not None:
             return self.url
         return f"{self.source}:inline:{self.key or self.order}"
+
+    @property
+    def identity(self) -> str:
+        """What names this photo at its source from night to night: its key when the source gives one,
+        else its URL (the caller redacts it, so a rotating signature does not make a new photo)."""
+        return f"key:{self.key}" if self.key else self.source_url
 
 
 def url_problem(url: str) -> str | None:
@@ -156,3 +164,13 @@ class Parsed(Generic[T]):
         first = self.problems[0].message
         more = self.malformed - 1
         raise ParseError(first + (f" (and {more} more malformed items)" if more else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceListing(Parsed[ImageRef]):
+    """What one source says of one property: its photos, what was left out, and the listing's own change
+    stamps (RESO ``ListingKey``, ``ModificationTimestamp``, ``PhotosChangeTimestamp``) when it has them."""
+
+    listing_key: str | None = None
+    modified: str | None = None
+    photos_modified: str | None = None

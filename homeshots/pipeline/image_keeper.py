@@ -28,11 +28,18 @@ class ImageKeeper:
         self.run_id = run_id
 
     def keep(
-        self, prop: Property, ref: ImageRef, raw: bytes, std: StandardizedImage, tracker: StatsTracker
+        self,
+        prop: Property,
+        ref: ImageRef,
+        raw: bytes,
+        std: StandardizedImage,
+        tracker: StatsTracker,
+        raw_sha: str | None = None,
     ) -> ManifestEntry:
         """Exact or near copy -> a manifest row pointing at the kept copy; else store and index."""
         source_url = redact_url(ref.source_url)
-        raw_key = image_key("raw", hashlib.sha256(raw).hexdigest(), sniff_format(raw))
+        raw_sha = raw_sha or hashlib.sha256(raw).hexdigest()
+        raw_key = image_key("raw", raw_sha, sniff_format(raw))
         mine = ImageRecord(
             sha256=std.pixel_sha256,
             phash=int_to_hex(std.phash),
@@ -48,11 +55,7 @@ class ImageKeeper:
             dhash=int_to_hex(std.dhash),
         )
         record = self.dedup.claim(mine).record
-        is_mine = record.sha256 == mine.sha256 and (record.property_id, record.source, record.source_url) == (
-            prop.property_id,
-            ref.source,
-            source_url,
-        )
+        is_mine = _is_mine(record, prop, ref.source, source_url) and record.sha256 == mine.sha256
         if is_mine:
             # Create-only puts: a redelivered task re-puts harmlessly and repairs a crash that
             # happened between the claim and the writes.
@@ -68,6 +71,7 @@ class ImageKeeper:
             self.store.put(image_key("thumbs", mine.sha256, "JPEG"), thumbnail(std.data))
             if mine.source_pixels > record.source_pixels:
                 self._upgrade(record, mine, raw, std.data, tracker)
+        self.dedup.remember_raw(raw_sha, record.sha256)
         return ManifestEntry(
             property_id=prop.property_id,
             address=prop.full_address,
@@ -82,6 +86,32 @@ class ImageKeeper:
             duplicate_of=None if is_mine else record.sha256,
         )
 
+    def seen(self, raw_sha: str) -> ImageRecord | None:
+        """The kept image that bytes with this digest became before, if any."""
+        return self.dedup.by_raw_digest(raw_sha)
+
+    def row_for(self, prop: Property, ref: ImageRef, record: ImageRecord, tracker: StatsTracker) -> ManifestEntry:
+        """The manifest row of a photo whose bytes were kept before, without decoding them again."""
+        source_url = redact_url(ref.source_url)
+        mine = _is_mine(record, prop, ref.source, source_url)
+        if mine:
+            tracker.record_unique(ref.source, newly_stored=False)
+        else:
+            tracker.record_duplicate(ref.source)
+        return ManifestEntry(
+            property_id=prop.property_id,
+            address=prop.full_address,
+            source=ref.source,
+            source_url=source_url,
+            sha256=record.sha256,
+            phash=record.phash,
+            raw_key=record.raw_key,
+            processed_key=record.processed_key,
+            width=record.width,
+            height=record.height,
+            duplicate_of=None if mine else record.sha256,
+        )
+
     def _upgrade(
         self, kept: ImageRecord, larger: ImageRecord, raw: bytes, processed: bytes, tracker: StatsTracker
     ) -> None:
@@ -94,3 +124,8 @@ class ImageKeeper:
         for key in garbage:
             self.store.delete(key)
         self.dedup.forget_garbage(garbage)
+
+
+def _is_mine(record: ImageRecord, prop: Property, source: str, source_url: str) -> bool:
+    """Whether the kept record was registered from this very photo (then it is not a duplicate of itself)."""
+    return (record.property_id, record.source, record.source_url) == (prop.property_id, source, source_url)

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 import httpx
 
 from homeshots.core.errors import FetchError, ParseError, SourceFailedError, SourceUnavailableError
-from homeshots.core.models import ImageRef, Parsed, Property
+from homeshots.core.models import ImageRef, Parsed, Property, SourceListing
 from homeshots.core.settings import Settings
 from homeshots.network.fetcher import Fetched, Fetcher, RedirectRule, Sleep, api_policy, source_guard
 from homeshots.network.limiter import RateLimiter
@@ -26,13 +26,15 @@ class ImageExtractor(ABC):
         """Image references for one property (the items of ``extract_listing``)."""
         return list((await self.extract_listing(prop)).items)
 
-    async def extract_listing(self, prop: Property) -> Parsed[ImageRef]:
-        """The property's images and the items of the answer left out (malformed, over the photo cap,
-        pages never fetched); an answer the parser rejects as a whole is a permanent failure."""
+    async def extract_listing(self, prop: Property) -> SourceListing:
+        """The property's images, the items of the answer left out (malformed, over the photo cap, pages
+        never fetched) and the listing's change stamps; an answer the parser rejects as a whole is a
+        permanent failure."""
         try:
-            return await self._extract(prop)
+            found = await self._extract(prop)
         except ParseError as exc:
             raise SourceFailedError(self.name, prop.property_id, str(exc), kind="parse") from exc
+        return found if isinstance(found, SourceListing) else SourceListing(found.items, found.problems)
 
     @abstractmethod
     async def _extract(self, prop: Property) -> Parsed[ImageRef]:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlun
 import httpx
 
 from homeshots.core.errors import ParseError, SourceFailedError, SourceUnavailableError
-from homeshots.core.models import MAX_PHOTOS, ImageRef, ItemProblem, Parsed, Property, url_problem
+from homeshots.core.models import MAX_PHOTOS, ImageRef, ItemProblem, Parsed, Property, SourceListing, url_problem
 from homeshots.core.redact import redact_url
 from homeshots.core.settings import Settings
 from homeshots.network.fetcher import Fetched, Sleep
@@ -79,6 +79,11 @@ class PropertyPage(Parsed[ImageRef]):
 
     next_link: str | None = None
     next_key: str | None = None
+    listing_key: str | None = None
+    modified: str | None = None
+    """The latest ``ModificationTimestamp`` among the page's listings."""
+    photos_modified: str | None = None
+    """The latest ``PhotosChangeTimestamp`` among the page's listings."""
 
 
 def _fail(path: str, problem: str) -> ParseError:
@@ -135,7 +140,7 @@ def _media_item(item: object, where: str) -> tuple[int | None, ImageRef] | None:
         raise _fail(f"{where}.MediaKey", "is not a string")
     width = _number(item, "ImageWidth", where)
     height = _number(item, "ImageHeight", where)
-    _text(item, "MediaModificationTimestamp", where)
+    modified = _text(item, "MediaModificationTimestamp", where)
     if not url or not url.strip() or not _is_photo(category, media_type):
         return None
     url = url.strip()
@@ -148,6 +153,7 @@ def _media_item(item: object, where: str) -> tuple[int | None, ImageRef] | None:
         key=None if key is None else str(key),
         declared_width=width if width and width > 0 else None,
         declared_height=height if height and height > 0 else None,
+        modified=modified.strip() if modified and modified.strip() else None,
     )
     return order, ref
 
@@ -173,6 +179,18 @@ def _listing_photos(listing: object, path: str, problems: list[ItemProblem]) -> 
             found.append((photo[0], i, photo[1]))
     found.sort(key=lambda t: (t[0] is None, t[0] or 0, t[1]))
     return [ref for _, _, ref in found]
+
+
+def _stamps(listing: dict[str, Any], into: dict[str, str]) -> None:
+    """The listing's key (the first one seen) and change timestamps (the latest seen; ISO 8601 in UTC
+    compares as text), which say whether anything about its photos changed since a night before."""
+    key = listing.get("ListingKey")
+    if isinstance(key, str | int) and not isinstance(key, bool) and str(key).strip() and "ListingKey" not in into:
+        into["ListingKey"] = str(key).strip()[:128]
+    for field in ("ModificationTimestamp", "PhotosChangeTimestamp"):
+        value = listing.get(field)  # a stamp of the wrong type is no stamp: the photos are compared one by one
+        if isinstance(value, str) and value.strip() and value.strip()[:40] > into.get(field, ""):
+            into[field] = value.strip()[:40]
 
 
 def link_key(url: str) -> str:
@@ -226,9 +244,11 @@ def read_property_page(
     refs: list[ImageRef] = []
     problems: list[ItemProblem] = []
     seen: set[str] = set()
+    stamps: dict[str, str] = {}
     for n, listing in enumerate(listings):
         try:
             photos = _listing_photos(listing, f"value[{n}]", problems)
+            _stamps(listing, stamps)
         except ParseError as exc:
             problems.append(ItemProblem(f"value[{n}]", str(exc)))
             continue
@@ -238,7 +258,17 @@ def read_property_page(
                 continue
             seen.add(ref.url or "")
             refs.append(replace(ref, order=len(refs)))
-    return PropertyPage.of(refs, problems, max_items=max_photos, path="value", next_link=next_link, next_key=next_key)
+    return PropertyPage.of(
+        refs,
+        problems,
+        max_items=max_photos,
+        path="value",
+        next_link=next_link,
+        next_key=next_key,
+        listing_key=stamps.get("ListingKey"),
+        modified=stamps.get("ModificationTimestamp"),
+        photos_modified=stamps.get("PhotosChangeTimestamp"),
+    )
 
 
 def parse_property_page(payload: object, *, property_id: str) -> tuple[list[ImageRef], str | None]:
@@ -327,6 +357,16 @@ SHARED_TOKENS = TokenCache()
 """The process's cache: pass it to every extractor so tasks in a worker reuse one token."""
 
 
+def _keep_stamps(page: PropertyPage, into: dict[str, str]) -> None:
+    """The first listing key and the latest change stamps over all pages."""
+    if page.listing_key and "listing_key" not in into:
+        into["listing_key"] = page.listing_key
+    for name in ("modified", "photos_modified"):
+        value = getattr(page, name)
+        if value and value > into.get(name, ""):
+            into[name] = value
+
+
 class MlsExtractor(HttpExtractor):
     """Listing photos from the Phoenix MLS RESO Web API; [] when the MLS has no listing."""
 
@@ -345,18 +385,19 @@ class MlsExtractor(HttpExtractor):
         self._tokens = tokens
         self._key = (settings.mls_token_url, settings.mls_client_id)
 
-    async def _extract(self, prop: Property) -> Parsed[ImageRef]:
+    async def _extract(self, prop: Property) -> SourceListing:
         url = self._s.mls_base_url.rstrip("/") + "/Property"
         params: dict[str, str] | None = build_property_query(prop)
         refs: list[ImageRef] = []
         problems: list[ItemProblem] = []
         seen_urls: set[str | None] = set()
         followed: set[str] = set()
+        stamps: dict[str, str] = {}
         for page_number in range(self._s.mls_max_pages):
             response = await self._get(url, params, prop)
             if response.status_code == 404:
                 if page_number == 0:
-                    return Parsed()  # the MLS has no such listing: not a failure
+                    return SourceListing()  # the MLS has no such listing: not a failure
                 vanished = f"next page vanished (HTTP 404 from {redact_url(url)})"
                 raise SourceUnavailableError(SOURCE, prop.property_id, vanished)
             page = read_property_page(
@@ -366,6 +407,7 @@ class MlsExtractor(HttpExtractor):
                 base_url=response.url,
             ).or_raise()
             problems += page.problems
+            _keep_stamps(page, stamps)
             for ref in page.items:
                 if ref.url not in seen_urls:
                     seen_urls.add(ref.url)
@@ -394,7 +436,15 @@ class MlsExtractor(HttpExtractor):
                     kind="too_many_pages",
                 )
             )
-        return Parsed.of(refs, problems, max_items=self._max_photos, path="value")
+        return SourceListing.of(
+            refs,
+            problems,
+            max_items=self._max_photos,
+            path="value",
+            listing_key=stamps.get("listing_key"),
+            modified=stamps.get("modified"),
+            photos_modified=stamps.get("photos_modified"),
+        )
 
     def _error(self, prop: Property, message: str, kind: str | None = None) -> SourceFailedError:
         return SourceFailedError(SOURCE, prop.property_id, message, kind=kind)

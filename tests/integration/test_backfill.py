@@ -70,7 +70,9 @@ def test_backfill_stores_standardized_images_once_with_manifest(tmp_path, cluste
             "width",
             "height",
             "duplicate_of",
+            "change",
         }
+        assert row["change"] == "new", "a first collection finds every photo new"
     assert (cluster.store_dir / "metadata" / "runs" / "r1" / "result.json").is_file()
 
 
