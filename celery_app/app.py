@@ -11,6 +11,7 @@ import contextlib
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_init
 from kombu import Queue
 
@@ -24,7 +25,10 @@ CALLBACK_QUEUE = "homeshots.callbacks"
 
 def build_config(settings: Settings) -> dict[str, Any]:
     visibility = settings.effective_visibility_timeout
+    hour, minute = settings.nightly_at.split(":")
+    beat = {"homeshots-nightly": {"task": "homeshots.nightly", "schedule": crontab(hour=hour, minute=minute)}}
     return {
+        "beat_schedule": beat if settings.nightly_file else {},
         "broker_url": settings.effective_broker_url,
         "result_backend": settings.redis_url,
         "task_serializer": "json",
@@ -51,7 +55,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-app = Celery("homeshots", include=["tasks.property", "tasks.window"])
+app = Celery("homeshots", include=["tasks.property", "tasks.window", "tasks.nightly"])
 
 
 def configure(settings: Settings) -> Celery:

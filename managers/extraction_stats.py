@@ -137,6 +137,8 @@ class ExtractionResult:
     properties_completed: int = 0
     properties_failed: int = 0
     properties_skipped: int = 0
+    properties_deferred: int = 0
+    """Properties a nightly run left for a later night (its request budget was spent)."""
     total_images: int = stat("images found", "Images the sources listed")
     unique_images: int = stat("unique images", "Images kept (not a copy of another)")
     images_stored: int = stat("stored this run", "Images stored for the first time by this run")
@@ -152,6 +154,8 @@ class ExtractionResult:
     start_time: datetime | None = None
     end_time: datetime | None = None
     bad_rows: int = 0
+    night: dict[str, Any] | None = None
+    """A nightly run's plan: hours, and per source its request budget, visited and deferred properties."""
 
     @property
     def duration_seconds(self) -> float:
@@ -200,8 +204,10 @@ class ExtractionResult:
             "properties_completed": self.properties_completed,
             "properties_failed": self.properties_failed,
             "properties_skipped": self.properties_skipped,
+            "properties_deferred": self.properties_deferred,
             **{f.name: getattr(self, f.name) for f in RUN_FIELDS},
             "bad_rows": self.bad_rows,
+            "night": self.night,
             "blocked_sources": self.blocked_sources,
             "by_source": {
                 name: {f.name: getattr(stats, f.name) for f in SOURCE_FIELDS} | {"failures": dict(stats.failures)}
@@ -231,6 +237,7 @@ SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
     ("completed", "properties_completed"),
     ("failed", "properties_failed"),
     ("skipped (resume)", "properties_skipped"),
+    ("deferred (night budget)", "properties_deferred"),
     ("bad rows", "bad_rows"),
     *((f.label, f.name) for f in RUN_FIELDS),
     ("duration (s)", "duration_seconds"),

@@ -167,7 +167,11 @@ class RunKeys:
 
     def window_pattern(self, generation: int | None = None) -> str:
         """A SCAN pattern for the run's windows (of one generation, or all)."""
-        return self._part(f"win:{'*' if generation is None else f'{generation}:*'}")
+        return self.part_pattern(f"win:{'*' if generation is None else f'{generation}:*'}")
+
+    def part_pattern(self, part: str) -> str:
+        """A SCAN pattern for the run's keys whose part starts with ``part`` (``*`` for every key of the run)."""
+        return f"{PREFIX}:run:{{{_glob_escape(self.run_id)}}}:{part}{'' if part.endswith('*') else '*'}"
 
     def next_window(self, generation: int) -> str:
         """Counter: the next window index to be claimed for sending."""
@@ -180,3 +184,8 @@ class RunKeys:
     def windows_done(self, generation: int) -> str:
         """Set: windows whose callback has merged and chained."""
         return self._part(f"windows_done:{generation}")
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally inside a SCAN pattern (a run id may hold ``*``, ``?`` or ``[``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

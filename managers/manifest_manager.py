@@ -65,7 +65,10 @@ class ManifestManager:
         failures: list[dict[str, Any]],
     ) -> None:
         """Replace the property's rows and its image failures (the manifest of failures)."""
-        pipe.hset(self.key, property_id, json.dumps([e.to_dict() for e in entries], sort_keys=True))
+        if entries:
+            pipe.hset(self.key, property_id, json.dumps([e.to_dict() for e in entries], sort_keys=True))
+        else:  # an unchanged property of a nightly run costs no manifest field
+            pipe.hdel(self.key, property_id)
         if failures:
             pipe.hset(self.failures_key, property_id, json.dumps(failures, sort_keys=True))
         else:

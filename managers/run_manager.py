@@ -75,8 +75,11 @@ class RunManager:
         raw = self.client.hget(self.meta_key, "plan")
         return json.loads(raw) if raw else None
 
-    def start_submission(self, *, input_file: str, sources: list[str], reset: bool) -> int:
-        """Open a new submission (generation) of the run; ``reset`` forgets earlier progress."""
+    def start_submission(
+        self, *, input_file: str, sources: list[str], reset: bool, extra: dict[str, Any] | None = None
+    ) -> int:
+        """Open a new submission (generation) of the run; ``reset`` forgets earlier progress; ``extra``
+        goes into the run's meta (values as JSON)."""
         pipe = self.client.pipeline(transaction=True)
         if reset:
             pipe.unlink(
@@ -91,6 +94,7 @@ class RunManager:
             StateManager(self.client, self.run_id).reset(pipe)
             pipe.hdel(self.meta_key, "started_at")
         now = _now()
+        generation_at = len(pipe.command_stack)
         pipe.hincrby(self.meta_key, "generation", 1)
         pipe.hsetnx(self.meta_key, "started_at", now)
         pipe.hset(
@@ -103,10 +107,13 @@ class RunManager:
                 "submitted_at": now,
             },
         )
-        pipe.hdel(self.meta_key, "finished_at")
+        if extra:
+            pipe.hset(self.meta_key, mapping={k: json.dumps(v, sort_keys=True) for k, v in extra.items()})
+        pipe.hdel(self.meta_key, "finished_at", "records", "archived_at")
         pipe.delete(self.result_key)
         pipe.zadd(keys.RUNS, {self.run_id: datetime.now(UTC).timestamp()})
-        return int(pipe.execute()[-6])  # the HINCRBY of "generation"
+        replies = pipe.execute()
+        return int(replies[generation_at])
 
     def write_window(self, generation: int, index: int, properties: list[dict[str, Any]]) -> None:
         self.client.set(self.keys.window(generation, index), json.dumps(properties), ex=WINDOW_TTL)
@@ -124,6 +131,7 @@ class RunManager:
         windows: int,
         in_flight: int,
         bad_rows: list[dict[str, Any]],
+        deferred: int = 0,
     ) -> None:
         """Record the submission's size; the first ``in_flight`` windows are the caller's to send."""
         pipe = self.client.pipeline(transaction=True)
@@ -132,6 +140,7 @@ class RunManager:
             mapping={
                 "total_properties": total_properties,
                 "properties_skipped": skipped,
+                "properties_deferred": deferred,
                 "windows": windows,
                 "bad_rows": len(bad_rows),
                 "status": "running",
@@ -210,6 +219,8 @@ class RunManager:
             properties_completed=state.completed,
             properties_failed=state.failed,
             properties_skipped=int(meta.get("properties_skipped", 0)),
+            properties_deferred=int(meta.get("properties_deferred", 0)),
+            night=json.loads(meta["night"]) if meta.get("night") else None,
             bad_rows=int(meta.get("bad_rows", 0)),
             start_time=_parse(meta.get("started_at")),
             end_time=_parse(meta.get("finished_at")) or datetime.now(UTC),
@@ -230,6 +241,11 @@ class RunManager:
         pipe.set(self.result_key, json.dumps(result, sort_keys=True))
         pipe.hset(self.meta_key, mapping={"status": "finished", "finished_generation": generation})
         pipe.execute()
+
+    def result(self) -> dict[str, Any]:
+        """The final result once the run finished (its records may have left Redis), else the one so far."""
+        finished = self.meta().get("status") == "finished"
+        return (self.final_result() if finished else None) or self.current_result().to_dict()
 
     def final_result(self) -> dict[str, Any] | None:
         raw = self.client.get(self.result_key)

@@ -8,6 +8,7 @@ batches (one SMISMEMBER per batch), and again by each task in case a worker fini
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ class Submission:
     to_process: int
     windows: int
     bad_rows: list[dict[str, Any]]
+    deferred: int = 0
+    """Properties a nightly budget left for a later night."""
 
 
 def default_run_id(path: Path, sources: list[str]) -> str:
@@ -42,6 +45,10 @@ def default_run_id(path: Path, sources: list[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return f"run-{digest.hexdigest()[:12]}"
+
+
+Choose = Callable[[int, Property], list[str] | None]
+"""(row number among valid rows, property) -> the sources to visit it with, or None to defer it."""
 
 
 def submit_backfill(
@@ -54,16 +61,36 @@ def submit_backfill(
     resume: bool,
     skip_bad_rows: bool,
 ) -> Submission:
-    """Register the run and send its first windows; the windows' callbacks send the rest."""
+    """Register a full run and send its first windows; the windows' callbacks send the rest."""
+    return submit_run(
+        client, settings, path, run_id=run_id, sources=sources, resume=resume, skip_bad_rows=skip_bad_rows
+    )
 
+
+def submit_run(
+    client: redis.Redis,
+    settings: Settings,
+    path: Path,
+    *,
+    run_id: str,
+    sources: list[str],
+    resume: bool,
+    skip_bad_rows: bool,
+    choose: Choose | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Submission:
+    """Register the run (``meta`` adds to its record, e.g. a nightly plan) and send its first windows.
+
+    ``choose`` names the sources each property is visited with; a property it defers is not sent.
+    """
     runs = RunManager(client, run_id)
     state = StateManager(client, run_id)
-    generation = runs.start_submission(input_file=str(path), sources=sources, reset=not resume)
+    generation = runs.start_submission(input_file=str(path), sources=sources, reset=not resume, extra=meta)
     bad: list[dict[str, Any]] = []
     window: list[dict[str, Any]] = []
     first: list[list[dict[str, Any]]] = []
     """The windows sent at once, kept to send them without reading back what was just written."""
-    total = skipped = windows = 0
+    total = skipped = deferred = windows = 0
     try:
         for batch in chunked(read_properties(path, skip_bad_rows=skip_bad_rows), 1000):  # type: ignore[arg-type]
             props: list[Property] = []
@@ -72,13 +99,21 @@ def submit_backfill(
                     bad.append(item.to_dict())
                 else:
                     props.append(item)
-            total += len(props)
+            start, total = total, total + len(props)
             done = state.completed_among([p.property_id for p in props]) if resume else set()
             skipped += len(done)
-            for prop in props:
+            for number, prop in enumerate(props, start):
                 if prop.property_id in done:
                     continue
-                window.append(prop.to_dict())
+                item = prop.to_dict()
+                if choose is not None:
+                    visit = choose(number, prop)
+                    if not visit:
+                        deferred += 1
+                        continue
+                    if visit != sources:
+                        item["sources"] = visit
+                window.append(item)
                 if len(window) >= settings.window_size:
                     windows = _write(runs, generation, windows, window, first, settings.windows_in_flight)
                     window = []
@@ -95,12 +130,13 @@ def submit_backfill(
         windows=windows,
         in_flight=settings.windows_in_flight,
         bad_rows=bad,
+        deferred=deferred,
     )
     for index, properties in enumerate(first):
         submit_window(client, run_id, generation, index, properties=properties, sources=sources)
     if windows == 0:
         finalize_run(runs, generation, open_store(settings))
-    return Submission(run_id, generation, total, skipped, total - skipped, windows, bad)
+    return Submission(run_id, generation, total, skipped, total - skipped - deferred, windows, bad, deferred)
 
 
 def _write(

@@ -21,9 +21,11 @@ from celery_app import app
 from celery_app.app import CALLBACK_QUEUE
 from homeshots.core.errors import StoreError
 from homeshots.core.settings import get_settings
+from homeshots.pipeline.property_pipeline import Plan
 from homeshots.pipeline.worker_context import get_context
 from homeshots.storage import Store
 from managers.deduplicator import ImageDeduplicator
+from managers.run_archive import RunArchive
 from managers.run_manager import RunManager
 from managers.snapshot_manager import SnapshotManager
 from managers.state_manager import StateManager
@@ -180,4 +182,10 @@ def finalize_run(runs: RunManager, generation: int, store: Store) -> dict[str, A
     )
     runs.finalize(generation, result)
     SnapshotManager(runs.client, store).write_run(runs.run_id)
+    # Bounded state: the records go to the store; what only a running run needs leaves Redis now, the
+    # rest after the retention period (a nightly run also drops its completed set: it is never resumed).
+    archive = RunArchive(runs.client, store)
+    archive.archive(runs.run_id)
+    archive.compact(runs.run_id, drop_completed=Plan.from_dict(runs.plan()).incremental)
+    archive.sweep(get_settings().run_retention_days)
     return result

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     window_callback_max_waits: int = Field(120, ge=1)
     visibility_timeout: int | None = Field(None, ge=10)
     """Seconds before the broker redelivers an unacknowledged task; default 2 x hard limit + 60."""
+    run_retention_days: float = Field(7.0, ge=0)
+    """Days a finished run's manifest and failures stay in Redis (they are in the store for good)."""
+    nightly_file: Path | None = None
+    """Properties file of the nightly run that ``celery -A celery_app beat`` submits (no CronJob needed)."""
+    nightly_at: str = Field("01:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """When (HH:MM, UTC) the beat schedule submits the night."""
+    night_hours: float = Field(8.0, gt=0, le=24)
+    """The length of a night (``homeshots nightly --hours``): each source's request budget is its rate times this."""
     stall_seconds: float = Field(120, gt=0)
     """``--wait`` runs the reconciler (as ``homeshots resume``) after this long without progress."""
 

@@ -70,3 +70,25 @@ def print_failures(console: Console, failures: list[tuple[str, dict[str, str]]],
     for pid, reason in failures[:limit]:
         table.add_row(pid, reason.get("source", ""), reason.get("kind", ""), reason.get("message", ""))
     console.print(table)
+
+
+def print_night(console: Console, night: dict[str, Any]) -> None:
+    """A nightly run's plan: each source's request budget, and what it visited and deferred."""
+    table = Table(title=f"night of {night.get('hours', '?')} h: budget per source")
+    for column in ("source", "budget (requests)", "planned", "visited", "deferred"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for source, info in night.get("sources", {}).items():
+        table.add_row(source, *(str(info.get(k, 0)) for k in ("budget", "requests_planned", "visited", "deferred")))
+    console.print(table)
+    replication = night.get("replication") or {}
+    if replication.get("status") not in (None, "skipped"):
+        console.print(
+            f"MLS replication: {replication['status']}"
+            + (
+                f", {replication.get('changed', 0)} listings changed since {replication['since']}, "
+                f"{replication.get('kept', 0)} of ours"
+                if replication.get("since")
+                else ""
+            )
+            + (f" ({replication['error']})" if replication.get("error") else "")
+        )

@@ -42,17 +42,13 @@ class HomeshotsCollector(Collector):
         finished = GaugeMetricFamily("homeshots_run_finished", "1 once the run result is written", labels=["run"])
         for run_id in self.client.zrevrange(keys.RUNS, 0, self.recent_runs - 1):
             runs = RunManager(self.client, run_id)
-            result = runs.current_result()
-            for state, value in (
-                ("total", result.total_properties),
-                ("completed", result.properties_completed),
-                ("failed", result.properties_failed),
-                ("skipped", result.properties_skipped),
-            ):
-                props.add_metric([run_id, state], float(value))
-            for source, stats in result.by_source.items():
+            result = runs.result()  # the final one once finished: a nightly run's state sets have left Redis
+            for state in ("total", "completed", "failed", "skipped", "deferred"):
+                key = "total_properties" if state == "total" else f"properties_{state}"
+                props.add_metric([run_id, state], float(result.get(key, 0)))
+            for source, stats in result.get("by_source", {}).items():
                 for column in IMAGE_FIELDS:
-                    images.add_metric([run_id, source, column.kind], float(getattr(stats, column.name)))
+                    images.add_metric([run_id, source, column.kind], float(stats.get(column.name, 0)))
             finished.add_metric([run_id], 1.0 if runs.meta().get("status") == "finished" else 0.0)
         yield props
         yield images

@@ -15,7 +15,7 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
@@ -64,6 +64,61 @@ def build_property_query(prop: Property) -> dict[str, str]:
         elif prop.city:
             flt += f" and City eq {_quote(prop.city.strip())}"
     return {"$filter": flt, "$expand": "Media", "$top": str(PAGE_SIZE)}
+
+
+REPLICATION_PAGE = 200
+"""Listings asked per replication page: few requests a night, pages of a few hundred kB."""
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})")
+
+
+def build_replication_query(since: str, page_size: int = REPLICATION_PAGE) -> dict[str, str]:
+    """RESO replication: every listing modified after ``since``, oldest first, Media expanded.
+
+    ``$orderby`` by timestamp then key makes the paging stable, and the last timestamp of a completed
+    sync is the next one's ``since``.
+    """
+    if not _TIMESTAMP.fullmatch(since):
+        raise ValueError(f"not an ISO 8601 timestamp with a zone: {since!r}")
+    return {
+        "$filter": f"ModificationTimestamp gt {since}",
+        "$orderby": "ModificationTimestamp,ListingKey",
+        "$expand": "Media",
+        "$top": str(page_size),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedListing:
+    """One listing a replication page says changed: its key, its stamp, and its RESO JSON as sent."""
+
+    listing_key: str
+    modified: str
+    document: dict[str, Any]
+
+
+def read_replication_page(
+    payload: object, *, base_url: str | None = None
+) -> tuple[list[ChangedListing], str | None, str | None, list[ItemProblem]]:
+    """``(listings, next link, next key, problems)`` of one replication page; a listing without a key or a
+    timestamp is a problem, not the end of the sync."""
+    if not isinstance(payload, dict):
+        raise _fail("body", "is not a JSON object")
+    listings = payload.get("value")
+    if not isinstance(listings, list):
+        raise _fail("value", "is missing or not a list")
+    next_link, next_key = _next_link(payload, base_url)
+    found: list[ChangedListing] = []
+    problems: list[ItemProblem] = []
+    for n, listing in enumerate(listings):
+        key = listing.get("ListingKey") if isinstance(listing, dict) else None
+        stamp = listing.get("ModificationTimestamp") if isinstance(listing, dict) else None
+        if not isinstance(key, str) or not key.strip() or not isinstance(stamp, str) or not stamp.strip():
+            problems.append(
+                ItemProblem(f"value[{n}]", f"RESO response: value[{n}] has no ListingKey or ModificationTimestamp")
+            )
+            continue
+        found.append(ChangedListing(key.strip()[:128], stamp.strip()[:40], listing))
+    return found, next_link, next_key, problems
 
 
 # --- pure: response parsing ----------------------------------------------------------------------
@@ -445,6 +500,34 @@ class MlsExtractor(HttpExtractor):
             modified=stamps.get("modified"),
             photos_modified=stamps.get("photos_modified"),
         )
+
+    async def changed_since(self, since: str) -> AsyncIterator[list[ChangedListing]]:
+        """RESO replication: every listing modified after ``since``, a page at a time, following
+        ``@odata.nextLink`` on the MLS's own host; a paging loop ends it with a ``SourceFailedError``."""
+        task = Property(property_id="mls-replication", address="-")
+        url: str = self._s.mls_base_url.rstrip("/") + "/Property"
+        params: dict[str, str] | None = build_replication_query(since)
+        followed: set[str] = set()
+        while True:
+            response = await self._get(url, params, task)
+            if response.status_code == 404:
+                raise self._error(task, f"replication query not served ({response.where})")
+            listings, next_link, next_key, problems = read_replication_page(
+                self._json(response, task), base_url=response.url
+            )
+            for problem in problems:
+                log.warning("mls: replication: %s", problem.message)
+            yield listings
+            if not next_link or not next_key:
+                return
+            followed.add(link_key(response.url))
+            if next_key in followed:
+                raise self._error(task, f"replication paging loop at {redact_url(next_link)}", kind="paging_loop")
+            if urlsplit(next_link).netloc != urlsplit(self._s.mls_base_url).netloc:
+                raise self._error(
+                    task, f"@odata.nextLink points off the RESO host: {redact_url(next_link)}", kind="parse"
+                )
+            url, params = next_link, None
 
     def _error(self, prop: Property, message: str, kind: str | None = None) -> SourceFailedError:
         return SourceFailedError(SOURCE, prop.property_id, message, kind=kind)
