@@ -55,16 +55,18 @@ class RunArchive:
         )
         self.client.hset(RunManager(self.client, run_id).meta_key, "archived_at", _now())
 
-    def compact(self, run_id: str, *, drop_completed: bool) -> None:
-        """Drop what only a running run needs; ``drop_completed`` also drops the completed set (a nightly
-        run is never resumed once finished: the next night starts from the listing memory)."""
+    def compact(self, run_id: str, *, for_good: bool) -> None:
+        """Drop what only a running run needs (delivery counts, windows). ``for_good`` (a nightly run, never
+        resumed once finished: the next night starts from the listing memory) also drops the per-property
+        stats and the completed set; a backfill keeps them, as re-running it retries its failed properties
+        and merges their stats exactly."""
         run = keys.RunKeys(run_id)
-        doomed = [run.pstats, run.merged, run.deliveries]
+        doomed = [run.deliveries]
         doomed += list(self.client.scan_iter(run.window_pattern(), count=1000))
         for part in ("next_window", "chained", "windows_done"):
             doomed += list(self.client.scan_iter(run.part_pattern(part), count=1000))
-        if drop_completed:
-            doomed += [run.completed, run.state_updated]
+        if for_good:
+            doomed += [run.pstats, run.merged, run.completed, run.state_updated]
         self.client.unlink(*doomed)
 
     def expire(self, run_id: str) -> bool:

@@ -186,6 +186,6 @@ def finalize_run(runs: RunManager, generation: int, store: Store) -> dict[str, A
     # rest after the retention period (a nightly run also drops its completed set: it is never resumed).
     archive = RunArchive(runs.client, store)
     archive.archive(runs.run_id)
-    archive.compact(runs.run_id, drop_completed=Plan.from_dict(runs.plan()).incremental)
+    archive.compact(runs.run_id, for_good=Plan.from_dict(runs.plan()).incremental)
     archive.sweep(get_settings().run_retention_days)
     return result
