@@ -500,9 +500,8 @@ def expected_hash_tail(phash: np.ndarray, dhash: np.ndarray, t: int, d: int, sca
     if len(usable) < 2:
         return TailFit(points, n, None)
     xs, zs = zip(*usable, strict=True)
-    slope = statistics.linear_regression(xs, zs).slope
-    intercept = statistics.fmean(zs) - slope * statistics.fmean(xs)
-    return TailFit(points, n, NormalDist().cdf(intercept + slope))
+    line = statistics.linear_regression(xs, zs)
+    return TailFit(points, n, NormalDist().cdf(line.intercept + line.slope), (line.intercept, line.slope))
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,6 +511,14 @@ class TailFit:
     points: list[tuple[float, int]]
     pairs: int
     share: float | None
+    line: tuple[float, float] | None = None
+    """(intercept, slope) of the probit line."""
+
+    def predicted(self, scale: float) -> float | None:
+        """Pairs the fitted line expects at ``scale`` (to compare with the sparse points it did not use)."""
+        if self.line is None:
+            return None
+        return self.pairs * NormalDist().cdf(self.line[0] + self.line[1] * scale)
 
 
 def poisson_upper(k: int, confidence: float = 0.95) -> float:
@@ -684,12 +691,45 @@ def _with(t: ScopeThresholds, **changes: float) -> ScopeThresholds:
     )
 
 
-def _rule_with(t: ScopeThresholds) -> MergeRule:
-    return MergeRule(corpus=t, property=t)
+@dataclass(frozen=True, slots=True)
+class CopyMeasures:
+    """Distances of one kind of copy from each original (index k is original k), for threshold sweeps."""
+
+    phash: np.ndarray
+    dhash: np.ndarray
+    colour: np.ndarray
+    quality: np.ndarray
+    visibility: np.ndarray
+
+    def passing(self, t: ScopeThresholds) -> np.ndarray:
+        """Which copies the new rule merges at ``t`` (what ``MergeRule.decide`` says, computed once)."""
+        return (
+            (self.phash <= t.phash)
+            & (self.dhash <= t.dhash)
+            & (self.colour <= t.colour)
+            & (self.quality >= t.min_quality)
+        )
+
+
+def copy_measures(results: Sequence[PhotoResult]) -> dict[str, CopyMeasures]:
+    """``CopyMeasures`` of every copy and recolour, the colour distances decoded and computed once."""
+    out = {}
+    for name in {**TRANSFORMS, **RECOLOURS}:
+        originals = [r.original.traits for r in results]
+        copies = [r.copies[name].traits for r in results]
+        grids = [stack_grids([decode_signature(t.colour) for t in side]) for side in (originals, copies)]
+        out[name] = CopyMeasures(
+            phash=np.array([hamming(a.phash, b.phash) for a, b in zip(originals, copies, strict=True)]),
+            dhash=np.array([hamming(a.dhash, b.dhash) for a, b in zip(originals, copies, strict=True)]),
+            colour=np.asarray(grid_distances(*grids)),
+            quality=np.array([min(a.quality, b.quality) for a, b in zip(originals, copies, strict=True)]),
+            visibility=np.array([r.visibility.get(name, 0.0) for r in results]),
+        )
+    return out
 
 
 def grid_table(
-    results: Sequence[PhotoResult], pairs: Pairs, thresholds: Sequence[int], dhash_thresholds: Sequence[int]
+    measures: dict[str, CopyMeasures], pairs: Pairs, thresholds: Sequence[int], dhash_thresholds: Sequence[int]
 ) -> str:
     """(e) pHash/dHash thresholds with the colour and detail checks: copies kept, false merges."""
     distinct = ~pairs.duplicate
@@ -697,8 +737,7 @@ def grid_table(
     for t in thresholds:
         for d in dhash_thresholds:
             limits = _with(RULE.property, phash=t, dhash=d)
-            rule = _rule_with(limits)
-            shares = {n: merge_share(results, n, Scope.CORPUS, rule) for n in TRANSFORMS}
+            shares = {n: float(measures[n].passing(limits).mean()) for n in TRANSFORMS}
             hashes_only = (pairs.phash <= t) & (pairs.dhash <= d)
             rows.append(
                 [
@@ -729,21 +768,17 @@ def grid_table(
     )
 
 
-def colour_sweep_table(results: Sequence[PhotoResult], pairs: Pairs) -> str:
+def colour_sweep_table(measures: dict[str, CopyMeasures], pairs: Pairs) -> str:
     """(f) the colour threshold: copies kept against visible recolours let through."""
     distinct = ~pairs.duplicate
     rows = []
     for c in COLOUR_SWEEP:
         corpus, prop = _with(RULE.corpus, colour=c), _with(RULE.property, colour=c)
-        rule = MergeRule(corpus=corpus, property=prop)
-        must = min(merge_share(results, n, Scope.CORPUS, rule) for n in CORPUS_MUST)
-        bars = min(merge_share(results, n, Scope.CORPUS, rule) for n in ("letterbox 5%", "pillarbox 5%"))
-        crop = merge_share(results, "crop 5%", Scope.PROPERTY, rule)
+        must = min(float(measures[n].passing(corpus).mean()) for n in CORPUS_MUST)
+        bars = min(float(measures[n].passing(corpus).mean()) for n in ("letterbox 5%", "pillarbox 5%"))
+        crop = float(measures["crop 5%"].passing(prop).mean())
         recoloured = sum(
-            merges(r.original, r.copies[n], Scope.PROPERTY, rule)
-            for r in results
-            for n in RECOLOURS
-            if r.visibility[n] >= VISIBLE_RECOLOUR
+            int((measures[n].passing(prop) & (measures[n].visibility >= VISIBLE_RECOLOUR)).sum()) for n in RECOLOURS
         )
         rows.append(
             [
@@ -800,7 +835,12 @@ def estimate_section(pairs: Pairs, n_images: int = 1_000_000, per_property: int 
             ],
         ),
         "",
-        f"   Extrapolated P(hashes pass) at s = 1: new hashes {_sci(fit.share)}, today's hashes {_sci(old.share)}.",
+        f"   Extrapolated P(hashes pass) at s = 1: new hashes {_sci(fit.share)}, today's hashes {_sci(old.share)}."
+        + "".join(
+            f" At s = {s:g} the line expects {fit.predicted(s):.2g} pairs, {count} seen."
+            for s, count in fit.points
+            if count < 10 and fit.predicted(s) is not None
+        ),
         f"2. Colour (and detail). P(colour ≤ {c.colour:g} and quality ≥ {q}) among all {n:,} pairs of different "
         f"photos: {k} pairs = {_sci(p_colour)} (95% upper bound {_sci(p_colour_hi)}). Colour and structure are nearly "
         f"independent for different photos: correlation(pHash d, colour d) = {correlation:.3f}, and among the "
@@ -854,6 +894,7 @@ def report(
         return thumbnail_difference(thumbs[i], thumbs[j]) < SAME_PICTURE_DIFF
 
     pairs = pair_table([r.original for r in results], rooms, is_same_picture)
+    measures = copy_measures(results)
     out = [
         f"Rules: **corpus** pHash ≤ {c.phash}, dHash ≤ {c.dhash}, colour ≤ {c.colour:g}, quality ≥ {c.min_quality}; "
         f"**property** pHash ≤ {p.phash}, dHash ≤ {p.dhash}, colour ≤ {p.colour:g}, quality ≥ {p.min_quality}; "
@@ -907,11 +948,11 @@ def report(
         "",
         "**(e) Threshold grid** (colour and quality checks on; copies judged with these hash thresholds)",
         "",
-        grid_table(results, pairs, thresholds, dhash_thresholds),
+        grid_table(measures, pairs, thresholds, dhash_thresholds),
         "",
         "**(f) Colour threshold** (corpus hashes for the corpus columns, property hashes for the rest)",
         "",
-        colour_sweep_table(results, pairs),
+        colour_sweep_table(measures, pairs),
         "",
         "**(g) Expected false merges at 1M images**",
         "",

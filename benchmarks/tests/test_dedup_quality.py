@@ -26,6 +26,7 @@ from benchmarks.dedup_quality import (
     brighten,
     chroma_difference,
     comparisons,
+    copy_measures,
     count_merges,
     crop_edges,
     exif_rotate,
@@ -188,6 +189,23 @@ def test_merge_share_and_count_merges_judge_each_scope(colours: list[str]) -> No
     assert merge_share(results, "r", Scope.PROPERTY) == 0 and merge_share(results, "r", None) == 1
     assert count_merges(original, [close, recoloured], Scope.PROPERTY) == 1
     assert count_merges(original, [close, recoloured], None) == 2
+
+
+def test_copy_measures_agree_with_the_rule(colours: list[str]) -> None:
+    rng = random.Random(5)
+    names = [*TRANSFORMS, *RECOLOURS]
+    results = []
+    for k in range(6):
+        original = _seen((0, 0), (0, 0), colours[k % 2])
+        copies = {
+            n: _seen((0, 0), ((1 << rng.randrange(0, 24)) - 1, (1 << rng.randrange(0, 24)) - 1), rng.choice(colours))
+            for n in names
+        }
+        results.append(PhotoResult(original, copies, {n: 10.0 for n in RECOLOURS}))
+    measures = copy_measures(results)
+    for name in names:
+        for scope in (Scope.CORPUS, Scope.PROPERTY):
+            assert measures[name].passing(RULE.thresholds(scope)).mean() == merge_share(results, name, scope)
 
 
 def test_hash_tail_extrapolates_a_normal_distribution() -> None:
