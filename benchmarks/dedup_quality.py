@@ -842,11 +842,10 @@ def estimate_section(pairs: Pairs, n_images: int = 1_000_000, per_property: int 
             if count < 10 and fit.predicted(s) is not None
         ),
         f"2. Colour (and detail). P(colour ≤ {c.colour:g} and quality ≥ {q}) among all {n:,} pairs of different "
-        f"photos: {k} pairs = {_sci(p_colour)} (95% upper bound {_sci(p_colour_hi)}). Colour and structure are nearly "
-        f"independent for different photos: correlation(pHash d, colour d) = {correlation:.3f}, and among the "
-        f"{n_near:,} pairs with pHash ≤ {3 * c.phash} the colour agrees for {k_near} "
-        f"({_sci(k_near / n_near if n_near else float('nan'))}), not more often than overall; so P(pass) = "
-        "P(hashes) x P(colour).",
+        f"photos: {k} pairs = {_sci(p_colour)} (95% upper bound {_sci(p_colour_hi)}). Independence check: "
+        f"correlation(pHash d, colour d) = {correlation:.3f}; among the {n_near:,} pairs with pHash ≤ {3 * c.phash} "
+        f"the colour agrees for {k_near} ({_sci(k_near / n_near if n_near else float('nan'))}). Taking colour as "
+        "independent of structure for different photos, P(pass) = P(hashes) x P(colour).",
     ]
     if fit.share is not None and old.share is not None:
         expected = pairs_at_n * fit.share * p_colour
