@@ -52,7 +52,6 @@ from homeshots.imaging.similarity import (
     stack_grids,
 )
 from homeshots.imaging.standardizer import ImageStandardizer
-from managers.deduplicator import is_near_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "houses"
@@ -366,7 +365,7 @@ def analyse_flat(data: bytes) -> tuple[Seen, tuple[int, int]]:
 def merges(a: Seen, b: Seen, scope: Scope | None, rule: MergeRule = RULE) -> bool:
     """The new rule in ``scope``, or today's rule (pHash 8, dHash 12 on today's hashes) for None."""
     if scope is None:
-        return is_near_copy(*a.old, *b.old, DEFAULT_THRESHOLD, DEFAULT_DHASH_THRESHOLD)
+        return _old_rule(*a.old, *b.old)
     return rule.decide(a.traits, b.traits, scope)
 
 
@@ -990,3 +989,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _old_rule(phash_a: int, dhash_a: int, phash_b: int, dhash_b: int) -> bool:
+    """The rule before colour verification (standardizer version 1): pHash and dHash only."""
+    return (phash_a ^ phash_b).bit_count() <= DEFAULT_THRESHOLD and (
+        dhash_a ^ dhash_b
+    ).bit_count() <= DEFAULT_DHASH_THRESHOLD

@@ -164,9 +164,7 @@ def make_fixture(pid: str, index: int) -> Fixture:
         if failed and source == "redfin":
             ref = ImageRef(source=source, order=0, url=f"https://ssl.cdn-redfin.com/photo/{sha[:12]}.jpg")
             tracker.record_image_failed(source, "not_found")
-            out.failures.append(
-                ImageFailure(ref.source, ref.source_url, "not_found", f"{ref.url}: HTTP 404", False)
-            )
+            out.failures.append(ImageFailure(ref.source, ref.source_url, "not_found", f"{ref.url}: HTTP 404", False))
             continue
         tracker.record_unique(source, newly_stored=True)
         out.entries.append(

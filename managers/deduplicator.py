@@ -1,32 +1,40 @@
-"""Corpus-wide hash index: exact copies by pixel sha256, near copies by pHash, confirmed by dHash.
+"""Corpus-wide hash index: exact copies by pixel sha256, near copies by pHash, verified in colour.
 
 Near lookup is multi-index hashing (Norouzi et al.): the 64-bit pHash is cut into ``m`` bands and
 every stored hash is filed under its value in each band. Two hashes within ``t`` bits agree within
 ``floor(t / m)`` bits on at least one band (pigeonhole), so probing each band's values within that
-radius finds every stored hash within ``t`` exactly, never scanning the corpus. With ``m`` chosen so
-the radius is at most 2 (3 bands of 21-22 bits for the default ``t = 8``), a lookup costs a fixed
-~700 set probes whose buckets stay nearly empty up to millions of images.
+radius finds every stored hash within ``t`` exactly, never scanning the corpus.
 
-Perceptual hashes of different rooms collide more than random bits would, so a pHash match is
-merged only if the images' dHash (an independent gradient hash) is close too. Only kept images are
-indexed, so merges never chain: a copy of a copy is compared with the kept original.
+A pHash candidate is merged only if ``MergeRule`` verifies it: close dHash (an independent gradient
+hash), the same colours (pHash and dHash are grey: a recoloured copy has the same hashes), and both
+images detailed enough (flat images have degenerate hashes). The rule is scoped by risk: corpus-wide
+the thresholds are tight; among a property's own images (dozens of candidates, not millions) they are
+loose enough to merge crops, letterboxes and small turns. Only kept images are indexed, so merges
+never chain: a copy of a copy is compared with the kept original.
+
+The claim stays atomic with the verification in Python: the script returns the candidates it has not
+been told about, and registers the image only when every candidate it finds was already verified.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from math import ceil
 
 import redis
 
-from homeshots.imaging.hashing import hamming, hex_to_int
+from homeshots.imaging.hashing import hex_to_int
+from homeshots.imaging.similarity import ImageTraits, MergeRule, Scope
 from managers import keys
 
 _CLAIM = """
--- Atomic lookup and register. KEYS[1]: the image record, KEYS[2] record prefix, KEYS[3] band prefix.
--- ARGV: member (phash hex .. sha), threshold, dhash hex, dhash threshold, radius, nbands,
---       then per band: value, width; then the record's field/value pairs.
+-- KEYS[1]: the image record, KEYS[2] record prefix, KEYS[3] band prefix.
+-- ARGV: member (phash hex .. sha), threshold, radius, nbands, nknown, then per band: value, width,
+--       then the nknown members already verified, then the record's field/value pairs.
+-- Returns {0, record} for an exact copy; {1, member, distance, dhash, colour, quality, version, ...} for
+-- candidates within the threshold not among the known ones (nothing registered); {-1} once registered.
 local existing = redis.call('HGETALL', KEYS[1])
 if #existing > 0 then return {0, existing} end
 local function popcount(x)
@@ -39,24 +47,25 @@ local function distance(a, b)
        + popcount(bit.bxor(tonumber(string.sub(a, 9, 16), 16), tonumber(string.sub(b, 9, 16), 16)))
 end
 local member, threshold = ARGV[1], tonumber(ARGV[2])
-local dhash, dthreshold = ARGV[3], tonumber(ARGV[4])
-local radius, nbands = tonumber(ARGV[5]), tonumber(ARGV[6])
+local radius, nbands, nknown = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local img_prefix, band_prefix = KEYS[2], KEYS[3]
-local best, best_d, seen, band_keys = nil, 65, {}, {}
+local known, seen, found, band_keys = {}, {}, {}, {}
+local first_known = 6 + 2 * nbands
+for i = first_known, first_known + nknown - 1 do known[ARGV[i]] = true end
 local function probe(key)
   for _, m in ipairs(redis.call('SMEMBERS', key)) do
     if not seen[m] then
       seen[m] = true
       local d = distance(member, m)
-      if d <= threshold and (d < best_d or (d == best_d and m < best)) then
-        local other = redis.call('HGET', img_prefix .. string.sub(m, 17), 'dhash')
-        if other and distance(dhash, other) <= dthreshold then best, best_d = m, d end
+      if d <= threshold and not known[m] then
+        local f = redis.call('HMGET', img_prefix .. string.sub(m, 17), 'dhash', 'colour', 'quality', 'version')
+        for _, v in ipairs({m, d, f[1] or '', f[2] or '', f[3] or '', f[4] or ''}) do found[#found + 1] = v end
       end
     end
   end
 end
 for b = 0, nbands - 1 do
-  local value, width = tonumber(ARGV[7 + 2 * b]), tonumber(ARGV[8 + 2 * b])
+  local value, width = tonumber(ARGV[6 + 2 * b]), tonumber(ARGV[7 + 2 * b])
   local prefix = band_prefix .. b .. ':'
   band_keys[#band_keys + 1] = prefix .. bit.tohex(value, 8)
   probe(prefix .. bit.tohex(value, 8))
@@ -70,15 +79,19 @@ for b = 0, nbands - 1 do
     end
   end
 end
-if best then return {best_d, redis.call('HGETALL', img_prefix .. string.sub(best, 17))} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7 + 2 * nbands))
+if #found > 0 then
+  table.insert(found, 1, 1)
+  return found
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, first_known + nknown))
 for _, key in ipairs(band_keys) do redis.call('SADD', key, member) end
 return {-1}
 """
 
 _UPGRADE = """
 -- Point the kept image at a larger copy's files if it is still the larger one. KEYS[1] record,
--- KEYS[2] garbage set; ARGV: source_pixels, raw_key, processed_key, width, height.
+-- KEYS[2] garbage set; ARGV: source_pixels, raw_key, processed_key, width, height, then the larger copy's
+-- provenance (JSON). The files it replaces keep theirs: their entry goes on the record's 'replaced' list.
 -- Returns {1, replaced keys} after switching, or {0, the candidate's keys the record does not use}.
 -- Either way the returned keys are in the garbage set until the caller has deleted them.
 local current = tonumber(redis.call('HGET', KEYS[1], 'source_pixels') or '0')
@@ -86,8 +99,16 @@ local in_use = redis.call('HMGET', KEYS[1], 'raw_key', 'processed_key')
 local switched = tonumber(ARGV[1]) > current
 local drop = {}
 if switched then
+  local before = redis.call('HMGET', KEYS[1], 'source_pixels', 'width', 'height', 'files_from', 'source',
+                            'source_url', 'property_id', 'replaced')
+  local history = cjson.decode(before[8] ~= false and before[8] ~= '' and before[8] or '[]')
+  local from = (before[4] ~= false and before[4] ~= '') and before[4]
+               or cjson.encode({source = before[5], source_url = before[6], property_id = before[7]})
+  table.insert(history, {raw_key = in_use[1], processed_key = in_use[2], source_pixels = before[1],
+                         width = before[2], height = before[3], from = cjson.decode(from)})
+  while #history > 10 do table.remove(history, 1) end
   redis.call('HSET', KEYS[1], 'source_pixels', ARGV[1], 'raw_key', ARGV[2], 'processed_key', ARGV[3],
-             'width', ARGV[4], 'height', ARGV[5])
+             'width', ARGV[4], 'height', ARGV[5], 'files_from', ARGV[6], 'replaced', cjson.encode(history))
   for _, key in ipairs(in_use) do
     if key and key ~= ARGV[2] and key ~= ARGV[3] then drop[#drop + 1] = key end
   end
@@ -118,6 +139,16 @@ class ImageRecord:
     source_pixels: int = 0
     """Pixels of the original the processed image was made from: a larger copy replaces it."""
     dhash: str = "0" * 16
+    colour: str = ""
+    """Chroma signature of the standardized image (empty for records of standardizer version 1)."""
+    quality: int = -1
+    """Detail score 0..100 (-1: not measured, version 1)."""
+    version: int = 1
+    """The standardizer version the hashes were made with."""
+    replaced: str = ""
+    """JSON list of the files a larger copy replaced, each with its provenance: nothing of it is lost."""
+    files_from: str = ""
+    """JSON provenance of the copy whose files the record now uses (empty: the first copy's, above)."""
 
     @classmethod
     def from_redis(cls, data: dict[str, str]) -> ImageRecord:
@@ -125,7 +156,18 @@ class ImageRecord:
         values: dict[str, object] = {k: v for k, v in data.items() if k in names}
         for name in ("width", "height", "source_pixels"):
             values[name] = int(values.get(name) or 0)  # type: ignore[call-overload]
+        values["quality"] = int(values.get("quality") or -1)  # type: ignore[call-overload]
+        values["version"] = int(values.get("version") or 1)  # type: ignore[call-overload]
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def traits(self) -> ImageTraits:
+        return ImageTraits(hex_to_int(self.phash), hex_to_int(self.dhash), self.colour, self.quality)
+
+    @property
+    def member(self) -> str:
+        """How the image is filed in the index and in a property's set: its pHash, then its sha256."""
+        return self.phash + self.sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +193,6 @@ class BandPlan:
         return out
 
 
-def is_near_copy(phash_a: int, dhash_a: int, phash_b: int, dhash_b: int, threshold: int, dhash_threshold: int) -> bool:
-    """The merge rule the index applies: close in pHash and, independently, in dHash."""
-    return hamming(phash_a, phash_b) <= threshold and hamming(dhash_a, dhash_b) <= dhash_threshold
-
-
 @dataclass(frozen=True, slots=True)
 class Match:
     record: ImageRecord
@@ -165,42 +202,93 @@ class Match:
 class ImageDeduplicator:
     """Looks images up in, and adds them to, the corpus-wide index in Redis."""
 
-    def __init__(self, client: redis.Redis, threshold: int, dhash_threshold: int = 12) -> None:
+    def __init__(
+        self, client: redis.Redis, threshold: int, dhash_threshold: int = 12, rule: MergeRule | None = None
+    ) -> None:
+        base = rule or MergeRule.default()
+        self.rule = MergeRule(replace(base.corpus, phash=threshold, dhash=dhash_threshold), base.property)
         self.client = client
         self.threshold = threshold
-        self.dhash_threshold = dhash_threshold
         self.plan = BandPlan.for_threshold(threshold)
         self._claim = client.register_script(_CLAIM)
         self._upgrade = client.register_script(_UPGRADE)
 
-    def claim(self, record: ImageRecord) -> Match:
+    def claim(self, record: ImageRecord, property_key: str | None = None) -> Match:
         """Register ``record`` unless an exact or near copy is already kept; return the kept one.
 
-        Lookup and insert run as one Lua script, so concurrent copies cannot both be kept.
-        ``Match.record is record`` when this image is the one kept.
+        With ``property_key`` the property's own kept images are tried first, under the looser property
+        rule; then the corpus, under the tight one. ``Match.record is record`` when this image is kept.
         """
+        if property_key is not None:
+            local = self._property_match(record, property_key)
+            if local is not None:
+                return local
+        match = self._corpus_claim(record)
+        if property_key is not None:
+            self.client.sadd(keys.property_images(property_key), _property_member(match.record))
+        return match
+
+    def _corpus_claim(self, record: ImageRecord) -> Match:
+        """The atomic lookup-and-register; candidates the script reports are verified here and told back."""
         band_args: list[int] = []
         for value, width in zip(self.plan.values(hex_to_int(record.phash)), self.plan.widths, strict=True):
             band_args += [value, width]
         flat: list[str] = []
         for name, value in asdict(record).items():
             flat += [name, str(value)]
-        reply = self._claim(
-            keys=[keys.image(record.sha256), keys.IMAGE_PREFIX, keys.PHASH_BANDS],
-            args=[
-                record.phash + record.sha256,
-                self.threshold,
-                record.dhash,
-                self.dhash_threshold,
-                self.plan.radius,
-                len(self.plan.widths),
-                *band_args,
-                *flat,
-            ],
-        )
-        if int(reply[0]) < 0:
-            return Match(record, 0)
-        return Match(ImageRecord.from_redis(_pairs(reply[1])), int(reply[0]))
+        known: list[str] = []
+        mine = record.traits
+        while True:
+            reply = self._claim(
+                keys=[keys.image(record.sha256), keys.IMAGE_PREFIX, keys.PHASH_BANDS],
+                args=[
+                    record.member,
+                    self.threshold,
+                    self.plan.radius,
+                    len(self.plan.widths),
+                    len(known),
+                    *band_args,
+                    *known,
+                    *flat,
+                ],
+            )
+            kind = int(reply[0])
+            if kind == -1:
+                return Match(record, 0)
+            if kind == 0:
+                return Match(ImageRecord.from_redis(_pairs(reply[1])), 0)
+            best: tuple[int, str] | None = None
+            for i in range(1, len(reply), 6):
+                member, distance, dhash, colour, quality, _version = reply[i : i + 6]
+                theirs = ImageTraits(hex_to_int(member[:16]), hex_to_int(dhash or "0" * 16), colour, int(quality or -1))
+                if self._verified(mine, theirs, Scope.CORPUS):
+                    best = min(best or (65, member), (int(distance), member))
+                known.append(member)
+            if best is not None:
+                kept = self.client.hgetall(keys.image(best[1][16:]))
+                if kept:
+                    return Match(ImageRecord.from_redis(kept), best[0])
+
+    def _property_match(self, record: ImageRecord, property_key: str) -> Match | None:
+        """The best of the property's own kept images this one copies, under the property rule."""
+        limit = self.rule.property.phash
+        mine, best = record.traits, None
+        for member in self.client.smembers(keys.property_images(property_key)):
+            theirs, sha = _parse_property_member(member)
+            distance = (mine.phash ^ theirs.phash).bit_count()
+            if distance <= limit and self._verified(mine, theirs, Scope.PROPERTY):
+                best = min(best or (65, sha), (distance, sha))
+        if best is None:
+            return None
+        kept = self.client.hgetall(keys.image(best[1]))
+        return Match(ImageRecord.from_redis(kept), best[0]) if kept else None
+
+    def _verified(self, mine: ImageTraits, theirs: ImageTraits, scope: Scope) -> bool:
+        """``MergeRule.verify`` when both images carry every trait (standardizer version 2); a record of
+        version 1 has no colour signature or detail score, and is verified on what it has (its dHash)."""
+        if mine.colour and theirs.colour and mine.quality >= 0 and theirs.quality >= 0:
+            return self.rule.verify(mine, theirs, scope)
+        return (mine.dhash ^ theirs.dhash).bit_count() <= self.rule.thresholds(scope).dhash
 
     def remember_raw(self, raw_sha256: str, kept_sha256: str) -> None:
         """Bytes with this digest became this kept image: next time they are recognised before decoding."""
@@ -235,7 +323,17 @@ class ImageDeduplicator:
         """
         switched, drop = self._upgrade(
             keys=[keys.image(kept.sha256), keys.GARBAGE],
-            args=[larger.source_pixels, larger.raw_key, larger.processed_key, larger.width, larger.height],
+            args=[
+                larger.source_pixels,
+                larger.raw_key,
+                larger.processed_key,
+                larger.width,
+                larger.height,
+                json.dumps(
+                    {"source": larger.source, "source_url": larger.source_url, "property_id": larger.property_id},
+                    sort_keys=True,
+                ),
+            ],
         )
         return bool(int(switched)), list(drop)
 
@@ -258,3 +356,16 @@ def kept_files(client: redis.Redis, cluster_ids: list[str]) -> dict[str, tuple[s
 
 def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _property_member(record: ImageRecord) -> str:
+    """A kept image in a property's set: everything the property rule needs, without another read."""
+    return json.dumps(
+        [record.phash, record.dhash, record.colour, record.quality, record.version, record.sha256],
+        separators=(",", ":"),
+    )
+
+
+def _parse_property_member(member: str) -> tuple[ImageTraits, str]:
+    phash, dhash, colour, quality, _version, sha = json.loads(member)
+    return ImageTraits(hex_to_int(phash), hex_to_int(dhash), colour, int(quality)), sha

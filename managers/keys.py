@@ -9,6 +9,7 @@ hs:{idx}:img:<sha256>                 one kept image (the corpus-wide hash index
 hs:{idx}:band:<band>:<value>          pHash band buckets of the index (multi-index hashing)
 hs:{idx}:raw:<sha256 of the bytes>    raw digest -> the kept image those bytes became (skip decoding)
 hs:lm:{<property>}                    listing memory: source -> what was last seen (ListingMemoryManager)
+hs:pimg:{<property>}                  the kept images a property's photos are (the looser property rule)
 hs:mls:sync, hs:mls:tracked           the RESO replication point, and the listing keys we follow
 hs:mls:changed:{<listing key>}        a tracked listing the last replication found changed (its RESO JSON)
 hs:garbage                            store keys a larger copy replaced, waiting to be deleted
@@ -59,6 +60,11 @@ def phash_band(band: int, value: int) -> str:
 def raw_digest(raw_sha256: str) -> str:
     """The kept image (its sha256) that a downloaded body with this digest became."""
     return f"{_INDEX}:raw:{raw_sha256}"
+
+
+def property_images(property_key: str) -> str:
+    """Set of the kept images a property's photos are (JSON traits): its own copies merge more loosely."""
+    return f"{PREFIX}:pimg:{{{property_key}}}"
 
 
 def listing_memory(property_id: str) -> str:

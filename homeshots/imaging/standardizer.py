@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-import imagehash
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from homeshots.core.errors import ImageError
-from homeshots.imaging.hashing import phash_to_int, pixel_sha256
+from homeshots.imaging.hashing import pixel_sha256
+from homeshots.imaging.similarity import ImageTraits, image_traits
 
 OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP")
+STANDARDIZER_VERSION = 2
+"""Bumped whenever the pixels or hashes of a standardized image change. 1: imagehash pHash/dHash on the
+1024 px image; 2: hashes, colour signature and detail score from one bar-free 64x64 thumbnail."""
 PNG_STRATEGIES = {"default": -1, "rle": 3}
 """zlib strategies for the PNG encoder (``Z_DEFAULT_STRATEGY``, ``Z_RLE``): same pixels, other bytes."""
 _WHITE = (255, 255, 255)
@@ -37,6 +40,16 @@ class StandardizedImage:
     """64-bit difference hash: an independent second opinion before two photos are merged."""
     source_width: int
     source_height: int
+    colour: str = ""
+    """Chroma signature (``similarity.colour_signature``): a recoloured copy is not the same picture."""
+    quality: int = 0
+    """Detail score 0..100 (``similarity.quality_score``): a flat image is never a near copy."""
+    version: int = 0
+    """``STANDARDIZER_VERSION`` of the pixels and hashes: images of different versions compare by pHash only."""
+
+    @property
+    def traits(self) -> ImageTraits:
+        return ImageTraits(self.phash, self.dhash, self.colour, self.quality)
 
 
 def draft_size(width: int, height: int, max_dimension: int) -> tuple[int, int] | None:
@@ -151,16 +164,20 @@ class ImageStandardizer:
     def standardize(self, data: bytes) -> StandardizedImage:
         """Decode once, orient, convert to sRGB RGB, downscale, encode without metadata."""
         im, source_size = self.canonical(data)
+        traits = image_traits(im)  # every hash from one small thumbnail: one pass over the image, not three
         return StandardizedImage(
             data=self._encode(im),
             width=im.width,
             height=im.height,
             format=self.output_format,
             pixel_sha256=pixel_sha256(im),
-            phash=phash_to_int(imagehash.phash(im, hash_size=8)),
-            dhash=phash_to_int(imagehash.dhash(im, hash_size=8)),
+            phash=traits.phash,
+            dhash=traits.dhash,
             source_width=source_size[0],
             source_height=source_size[1],
+            colour=traits.colour,
+            quality=traits.quality,
+            version=STANDARDIZER_VERSION,
         )
 
     def canonical(self, data: bytes) -> tuple[Image.Image, tuple[int, int]]:

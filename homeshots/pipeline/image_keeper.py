@@ -53,8 +53,12 @@ class ImageKeeper:
             run_id=self.run_id,
             source_pixels=std.source_width * std.source_height,
             dhash=int_to_hex(std.dhash),
+            colour=std.colour,
+            quality=std.quality,
+            version=std.version,
         )
-        record = self.dedup.claim(mine).record
+        # The property's own photos first, under the looser rule (crops, letterboxes), then the corpus.
+        record = self.dedup.claim(mine, property_key=prop.property_id).record
         is_mine = _is_mine(record, prop, ref.source, source_url) and record.sha256 == mine.sha256
         if is_mine:
             # Create-only puts: a redelivered task re-puts harmlessly and repairs a crash that

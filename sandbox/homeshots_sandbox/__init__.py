@@ -7,7 +7,7 @@ its own module and speaks that service's wire format; ``server`` holds the share
 from homeshots_sandbox.catalog import default_sandbox, serve
 from homeshots_sandbox.http import Request, Response, html_response, json_response
 from homeshots_sandbox.listing import ALL_SOURCES, Listing
-from homeshots_sandbox.photos import generate_photo, resized_copy
+from homeshots_sandbox.photos import generate_photo, natural_photo, resized_copy
 from homeshots_sandbox.server import SandboxServer
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "generate_photo",
     "html_response",
     "json_response",
+    "natural_photo",
     "resized_copy",
     "serve",
 ]

@@ -6,6 +6,7 @@ import io
 import random
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 _T = Image.Transpose
@@ -82,3 +83,22 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             return img.size
     except Exception:  # the sandbox serves broken bytes on purpose, too
         return None
+
+
+def natural_photo(seed: int, size: tuple[int, int] = (1200, 900)) -> Image.Image:
+    """A photo-like picture: low-frequency colour (walls, sky, floors) under high-frequency grey detail.
+
+    Real photos carry their detail in brightness and change colour slowly; the dedup rule's colour check
+    is calibrated on that, so tests of it use these rather than flat shapes.
+    """
+    rng = np.random.default_rng(seed)
+    w, h = size
+    colour = Image.fromarray(rng.integers(30, 226, (3, 4, 3), dtype=np.uint8), "RGB").resize(
+        (w, h), Image.Resampling.BICUBIC
+    )
+    detail = Image.fromarray(rng.integers(0, 256, (60, 80), dtype=np.uint8), "L").resize(
+        (w, h), Image.Resampling.BICUBIC
+    )
+    luma = (np.asarray(detail).astype(np.float32) - 128) * 0.5 + rng.normal(0, 8, (h, w))
+    pixels = np.asarray(colour).astype(np.float32) + luma[..., None]
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
