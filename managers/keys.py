@@ -114,6 +114,11 @@ class RunKeys:
         return self._part("result")
 
     @property
+    def progress(self) -> str:
+        """List: a JSON sample of the run's totals per finished window (the report's plots)."""
+        return self._part("progress")
+
+    @property
     def bad_rows(self) -> str:
         """List: rows of the properties file skipped with ``--skip-bad-rows``."""
         return self._part("bad_rows")

@@ -140,6 +140,7 @@ def complete_window(
     }
     stats |= runs.property_stats([pid for pid in property_ids if pid not in stats])
     merged = runs.merge({pid: stats.get(pid, {}) for pid in property_ids})
+    runs.record_progress(index)
     SnapshotManager(client, store).write_window(run_id, property_ids)
     if generation != runs.generation():
         # A window of an earlier submission (e.g. left in the queue by a killed CLI): its stats
