@@ -75,6 +75,17 @@ def resized_copy(data: bytes, width: int, fmt: str = "JPEG", quality: int = 85) 
     return out.getvalue()
 
 
+@lru_cache(maxsize=1024)
+def upright_width(data: bytes) -> int | None:
+    """Width as a viewer shows the photo: CDNs serve it turned upright by its EXIF Orientation."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
+            return img.height if turned else img.width
+    except Exception:  # a deliberately broken master: no size
+        return None
+
+
 def image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) as stored, or None for bytes that are not an image."""
     try:
