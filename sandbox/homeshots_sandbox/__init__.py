@@ -8,18 +8,25 @@ from homeshots_sandbox.catalog import default_sandbox, serve
 from homeshots_sandbox.http import Request, Response, html_response, json_response
 from homeshots_sandbox.listing import ALL_SOURCES, Listing
 from homeshots_sandbox.photos import generate_photo, resized_copy
-from homeshots_sandbox.server import SandboxServer
+from homeshots_sandbox.server import SandboxServer, SandboxStats
+from homeshots_sandbox.world import ListingTruth, NightTruth, PhotoDelta, World, photo_key
 
 __all__ = [
     "ALL_SOURCES",
     "Listing",
+    "ListingTruth",
+    "NightTruth",
+    "PhotoDelta",
     "Request",
     "Response",
     "SandboxServer",
+    "SandboxStats",
+    "World",
     "default_sandbox",
     "generate_photo",
     "html_response",
     "json_response",
+    "photo_key",
     "resized_copy",
     "serve",
 ]
