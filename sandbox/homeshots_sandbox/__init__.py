@@ -2,6 +2,8 @@
 
 ``make demo`` and the test-suite run the whole pipeline against it. Each imitated source lives in
 its own module and speaks that service's wire format; ``server`` holds the shared HTTP plumbing.
+A ``SandboxServer(listings, photos)`` serves a fixed catalog; ``World(...).server()`` serves one that
+changes night after night (``world.advance()``), with the exact truth of each night's changes.
 """
 
 from homeshots_sandbox.catalog import default_sandbox, serve
