@@ -68,15 +68,23 @@ def default_sandbox(photo_dir: Path | None) -> SandboxServer:
 
 def serve(host: str, port: int, photo_dir: Path | None) -> None:
     """Run the demo sandbox in the foreground until Ctrl-C or SIGTERM."""
+    run(default_sandbox(photo_dir), host, port)
+
+
+def run(sandbox: SandboxServer, host: str, port: int) -> None:
+    """Serve ``sandbox`` in the foreground until Ctrl-C or SIGTERM, printing the env that points at it."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sandbox = default_sandbox(photo_dir)
     sandbox.host, sandbox.port = host, port
     try:
         with sandbox:
             print(f"homeshots sandbox listening on {sandbox.base_url}; point homeshots at it with:", flush=True)
             for name, value in sandbox.env().items():
                 print(f"export {name}={value}", flush=True)
+            if sandbox.world is not None:
+                base = sandbox.base_url
+                print(f"# world at night {sandbox.world.night}; next night: curl -X POST {base}/sandbox/advance")
+                print(f"# what changed: curl {base}/sandbox/truth?night=N", flush=True)
             while not stop.wait(0.5):
                 pass
     except KeyboardInterrupt:

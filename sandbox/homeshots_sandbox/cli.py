@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from homeshots_sandbox.catalog import default_sandbox, serve
+from homeshots_sandbox.catalog import default_sandbox, run, serve
+from homeshots_sandbox.world import World
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout this sandbox is installed from (editable, by ``make setup``)."""
@@ -30,9 +31,34 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)
 @click.option("--photos", type=click.Path(file_okay=False, path_type=Path), help="Folder of N_room.jpg photos.")
-def serve_command(host: str, port: int, photos: Path | None) -> None:
-    """Serve the demo catalog on all four sources until Ctrl-C."""
-    serve(host, port, photos or default_photo_dir())
+@click.option("--world", "use_world", is_flag=True, help="Serve an evolving World (nightly runs) instead of the demo.")
+@click.option("--properties", "n_properties", default=80, show_default=True, help="World: number of properties.")
+@click.option("--seed", default=0, show_default=True, help="World: the seed everything follows from.")
+@click.option("--night", default=0, show_default=True, help="World: start at this night.")
+@click.option("--change-fraction", default=0.1, show_default=True, help="World: share of listings changed a night.")
+@click.option("--page-size", default=25, show_default=True, help="World: RESO page size.")
+def serve_command(
+    host: str,
+    port: int,
+    photos: Path | None,
+    use_world: bool,
+    n_properties: int,
+    seed: int,
+    night: int,
+    change_fraction: float,
+    page_size: int,
+) -> None:
+    """Serve the demo catalog (or, with --world, an evolving world) on all four sources until Ctrl-C.
+
+    A world moves to its next night on ``POST /sandbox/advance`` (``?change_fraction=`` optional);
+    ``GET /sandbox/truth?night=N`` says exactly what that night changed.
+    """
+    if not use_world:
+        serve(host, port, photos or default_photo_dir())
+        return
+    world = World(n_properties, seed, change_fraction=change_fraction)
+    world.goto(night)
+    run(world.server(page_size=page_size), host, port)
 
 
 @main.command()

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 ALL_SOURCES = frozenset({"mls", "maricopa", "zillow", "redfin"})
+STAMP = "2024-05-01T12:00:00Z"
+"""The timestamp of a static catalog: it never changes, so every listing and photo carries it."""
 
 
 @dataclass
@@ -31,6 +33,11 @@ class Listing:
     copy must then replace the stored one."""
     blocked: frozenset[str] = frozenset()
     """Sources that answer this property with their bot wall (PerimeterX page, 403 challenge)."""
+    price: int = 625000
+    modification_timestamp: str = STAMP
+    """RESO ``ModificationTimestamp``: moves whenever anything about the listing changes (photos too)."""
+    photos_change_timestamp: str = STAMP
+    """RESO ``PhotosChangeTimestamp``: moves only when the photo set or a photo's bytes change."""
 
     @property
     def slug(self) -> str:

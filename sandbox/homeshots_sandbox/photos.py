@@ -62,11 +62,12 @@ def downscaled_copy(data: bytes, scale: float = 0.6, quality: int = 80) -> bytes
     return out.getvalue()
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=2048)
 def resized_copy(data: bytes, width: int, fmt: str = "JPEG", quality: int = 85) -> bytes:
     """The photo upright at ``width`` px wide in ``fmt``: how Zillow, Redfin and MLS CDNs serve it.
 
-    Sources serve one picture at different sizes and encodings; the pipeline must merge them.
+    Sources serve one picture at different sizes and encodings; the pipeline must merge them. The
+    cache holds a night of a world's CDN copies, so re-reading a night does not re-encode it.
     """
     with Image.open(io.BytesIO(data)) as opened:
         img = ImageOps.exif_transpose(opened).convert("RGB")
@@ -74,6 +75,17 @@ def resized_copy(data: bytes, width: int, fmt: str = "JPEG", quality: int = 85) 
     out = io.BytesIO()
     img.resize((width, height), Image.LANCZOS).save(out, fmt, quality=quality)
     return out.getvalue()
+
+
+@lru_cache(maxsize=1024)
+def upright_width(data: bytes) -> int | None:
+    """Width as a viewer shows the photo: CDNs serve it turned upright by its EXIF Orientation."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
+            return img.height if turned else img.width
+    except Exception:  # a deliberately broken master: no size
+        return None
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

@@ -12,19 +12,29 @@ import mimetypes
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from homeshots_sandbox.conditional import etag_of, http_date, not_modified
 from homeshots_sandbox.http import Handler, Request, Response, Service, json_response
 from homeshots_sandbox.listing import Listing
 from homeshots_sandbox.maricopa import MaricopaService
 from homeshots_sandbox.mls import MlsService
 from homeshots_sandbox.photos import image_size, resized_copy
 from homeshots_sandbox.redfin import RedfinService
+from homeshots_sandbox.snapshot import Snapshot
 from homeshots_sandbox.zillow import ZillowService
+
+if TYPE_CHECKING:
+    from homeshots_sandbox.world import World
+
+PHOTO_ROUTES = ("/photos/", "/cdn/")
+CONTROL_PREFIX = "/sandbox/"
 
 
 @dataclass
@@ -34,6 +44,76 @@ class _Failure:
     times: int
     retry_after: str | None
     body: bytes | None
+
+
+@dataclass
+class SandboxStats:
+    """What the sandbox has served, so tests and benchmarks can price a run: photo bodies vs 304s.
+
+    ``bodies``/``body_bytes``/``not_modified`` count photo answers (GET bodies actually sent; HEAD
+    sends none); ``photo_*`` split them by URL family (``photos``, ``cdn/mls``, ``cdn/zillow``,
+    ``cdn/redfin``); ``requests`` counts every routed request by its route (``/reso/odata/Property``,
+    ``/zillow/homedetails/``, ``/cdn/``...); ``injected`` the answers ``fail()`` replaced.
+    """
+
+    bodies: int = 0
+    body_bytes: int = 0
+    not_modified: int = 0
+    injected: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    photo_bodies: Counter[str] = field(default_factory=Counter)
+    photo_bytes: Counter[str] = field(default_factory=Counter)
+    photo_not_modified: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def api_requests(self) -> int:
+        """Requests to the sources' APIs and pages: everything routed but photos and sandbox control."""
+        with self._lock:
+            return sum(n for route, n in self.requests.items() if not route.startswith((*PHOTO_ROUTES, CONTROL_PREFIX)))
+
+    def count_request(self, route: str) -> None:
+        with self._lock:
+            self.requests[route] += 1
+
+    def count_injected(self) -> None:
+        with self._lock:
+            self.injected += 1
+
+    def count_photo(self, family: str, sent: int | None) -> None:
+        """One photo answer: ``sent`` body bytes, or None for a 304."""
+        with self._lock:
+            if sent is None:
+                self.not_modified += 1
+                self.photo_not_modified[family] += 1
+            else:
+                self.bodies += 1
+                self.body_bytes += sent
+                self.photo_bodies[family] += 1
+                self.photo_bytes[family] += sent
+
+    def reset(self) -> None:
+        """Start counting afresh (e.g. before a night's run)."""
+        with self._lock:
+            self.bodies = self.body_bytes = self.not_modified = self.injected = 0
+            for counter in (self.requests, self.photo_bodies, self.photo_bytes, self.photo_not_modified):
+                counter.clear()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, e.g. for a benchmark's JSON report."""
+        with self._lock:
+            doc: dict[str, Any] = {
+                "bodies": self.bodies,
+                "body_bytes": self.body_bytes,
+                "not_modified": self.not_modified,
+                "injected": self.injected,
+                "requests": dict(self.requests),
+                "photo_bodies": dict(self.photo_bodies),
+                "photo_bytes": dict(self.photo_bytes),
+                "photo_not_modified": dict(self.photo_not_modified),
+            }
+        doc["api_requests"] = self.api_requests
+        return doc
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -62,16 +142,21 @@ class SandboxServer:
         port: int = 0,
         services: list[str] | None = None,
     ) -> None:
-        self.listings, self.photos = list(listings), dict(photos)
+        photos = dict(photos)
+        self._static = Snapshot(list(listings), photos, {name: image_size(data) for name, data in photos.items()})
+        self.world: World | None = None
+        """The evolving world this server answers from (``from_world``); None: the static catalog above."""
+        self._request_snapshot = threading.local()
         self.client_id, self.client_secret = client_id, client_secret
         self.latency, self.page_size = latency, max(1, page_size)
         self.host, self.port = host, port
         self.request_log: list[tuple[str, str]] = []
         self.request_times: list[float] = []
+        """``time.monotonic()`` of each request in ``request_log``, for rate assertions."""
         self.request_targets: list[str] = []
         """The raw request target (path and query) of each request in ``request_log``."""
-        """``time.monotonic()`` of each request in ``request_log``, for rate assertions."""
-        self._sizes = {name: image_size(data) for name, data in self.photos.items()}
+        self.stats = SandboxStats()
+        self._variant_etags: dict[tuple[str, int, str], str] = {}
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -83,6 +168,53 @@ class SandboxServer:
         ]
         for service in self.services.values():
             self._routes += service.routes()
+
+    @classmethod
+    def from_world(cls, world: World, *, page_size: int = 25, **kwargs: Any) -> SandboxServer:
+        """A server answering from ``world``'s current night; ``world.advance()`` changes its answers.
+
+        It also serves the control routes ``POST /sandbox/advance`` (optional ``change_fraction``),
+        ``GET /sandbox/world`` and ``GET /sandbox/truth?night=N`` for trying nightly runs by hand.
+        """
+        server = cls([], {}, page_size=page_size, **kwargs)
+        server.world = world
+        server._routes += [
+            ("POST", CONTROL_PREFIX + "advance", server._advance),
+            ("GET", CONTROL_PREFIX + "world", server._world_info),
+            ("GET", CONTROL_PREFIX + "truth", server._truth),
+        ]
+        return server
+
+    # --- what is served ----------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The catalog being answered: the current request's (fixed for its whole life), else the latest."""
+        current: Snapshot | None = getattr(self._request_snapshot, "value", None)
+        if current is not None:
+            return current
+        return self.world.snapshot() if self.world is not None else self._static
+
+    @property
+    def listings(self) -> list[Listing]:
+        return self.snapshot().listings
+
+    @listings.setter
+    def listings(self, value: list[Listing]) -> None:
+        self._require_static()
+        self._static = replace(self._static, listings=list(value))
+
+    @property
+    def photos(self) -> dict[str, bytes]:
+        return self.snapshot().photos  # type: ignore[return-value]  # a Mapping for a world
+
+    @photos.setter
+    def photos(self, value: dict[str, bytes]) -> None:
+        self._require_static()
+        photos = dict(value)
+        self._static = replace(self._static, photos=photos, sizes={n: image_size(d) for n, d in photos.items()})
+
+    def _require_static(self) -> None:
+        if self.world is not None:
+            raise AttributeError("a world-backed sandbox changes through world.advance(), not by assignment")
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> SandboxServer:
@@ -134,7 +266,19 @@ class SandboxServer:
         return f"{self.base_url}/cdn/{source}/{width}/{quote(stem)}.{fmt}"
 
     def photo_size(self, name: str) -> tuple[int, int] | None:
-        return self._sizes.get(name)
+        return self.snapshot().sizes.get(name)
+
+    def upright_width(self, name: str) -> int | None:
+        """The photo's width as viewers (and CDNs) show it, EXIF orientation applied."""
+        return self.snapshot().upright_width(name)
+
+    def photo_time(self, name: str) -> datetime:
+        """When photo ``name``'s bytes last changed: its Last-Modified and MediaModificationTimestamp."""
+        return self.snapshot().photo_time(name)
+
+    def media_key(self, name: str) -> str | None:
+        """The RESO MediaKey of a world photo (its identity); None in a static catalog."""
+        return self.snapshot().media_keys.get(name)
 
     def env(self) -> dict[str, str]:
         """The ``HOMESHOTS_*`` variables that point homeshots at this sandbox (all its sources)."""
@@ -174,6 +318,7 @@ class SandboxServer:
         self._log(request.method, request.path, request.target)
         failure = self._take_failure(request.path)
         if failure is not None:
+            self.stats.count_injected()
             body = failure.body if failure.body is not None else json.dumps({"error": "injected"}).encode()
             ctype = "text/html; charset=utf-8" if body.lstrip()[:1] == b"<" else "application/json"
             extra = {"Retry-After": failure.retry_after} if failure.retry_after else {}
@@ -182,32 +327,83 @@ class SandboxServer:
         for route_method, route, handler in self._routes:
             hit = request.path.startswith(route) if route.endswith("/") else request.path == route
             if hit and route_method == method:
-                return handler(request)
+                self.stats.count_request(route)
+                self._request_snapshot.value = self.snapshot()
+                try:
+                    return handler(request)
+                finally:
+                    self._request_snapshot.value = None
         return json_response(404, {"error": f"no route for {request.method} {request.path}"})
 
     def _photo(self, request: Request) -> Response:
         name = request.path.removeprefix("/photos/")
         if self.latency:
             time.sleep(self.latency)
-        data = self.photos.get(name)
+        snapshot = self.snapshot()
+        data = snapshot.photos.get(name)
         if data is None:
             return Response(404, b"not found", "text/plain")
-        return Response(200, data, mimetypes.guess_type(name)[0] or "application/octet-stream")
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return self._answer_photo(request, "photos", etag_of(data), snapshot.photo_time(name), ctype, lambda: data)
 
     def _variant(self, request: Request) -> Response:
         try:
-            _, _, _source, width, file = request.path.split("/", 4)
+            _, _, source, width, file = request.path.split("/", 4)
             stem, ext = file.rsplit(".", 1)
             size = int(width)
         except ValueError:
             return Response(404, b"not found", "text/plain")
-        master = next((self.photos[n] for n in self.photos if n.rsplit(".", 1)[0] == stem), None)
-        if master is None or ext not in ("jpg", "webp") or not 16 <= size <= 4096:
+        snapshot = self.snapshot()
+        name = snapshot.name_for_stem(stem)
+        master = snapshot.photos.get(name) if name is not None else None
+        if name is None or master is None or ext not in ("jpg", "webp") or not 16 <= size <= 4096:
             return Response(404, b"not found", "text/plain")
         if self.latency:
             time.sleep(self.latency)
         fmt = "WEBP" if ext == "webp" else "JPEG"
-        return Response(200, resized_copy(master, size, fmt), f"image/{'webp' if ext == 'webp' else 'jpeg'}")
+        key = (etag_of(master), size, fmt)
+        etag = self._variant_etags.get(key)  # known once served: a 304 then costs no resize
+        if etag is None:
+            etag = self._variant_etags.setdefault(key, etag_of(resized_copy(master, size, fmt)))
+        ctype = f"image/{'webp' if ext == 'webp' else 'jpeg'}"
+        body = lambda: resized_copy(master, size, fmt)  # noqa: E731
+        return self._answer_photo(request, f"cdn/{source}", etag, snapshot.photo_time(name), ctype, body)
+
+    def _answer_photo(
+        self, request: Request, family: str, etag: str, modified: datetime, ctype: str, body: Callable[[], bytes]
+    ) -> Response:
+        """200 with validators, or 304 (no body, same validators) when the client's copy is current."""
+        headers = {"ETag": etag, "Last-Modified": http_date(modified)}
+        if not_modified(request.headers, etag, modified):
+            self.stats.count_photo(family, None)
+            return Response(304, b"", ctype, headers)
+        data = body()
+        if request.method != "HEAD":  # HEAD sends no body: neither a body nor a 304
+            self.stats.count_photo(family, len(data))
+        return Response(200, data, ctype, headers)
+
+    # --- world control ----------------------------------------------------------------------------------------
+    def _advance(self, request: Request) -> Response:
+        assert self.world is not None
+        raw = request.query.get("change_fraction") or request.form().get("change_fraction")
+        try:
+            fraction = None if raw in (None, "") else float(raw)
+            truth = self.world.advance(fraction)
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, truth.summary())
+
+    def _world_info(self, request: Request) -> Response:
+        assert self.world is not None
+        return json_response(200, self.world.describe())
+
+    def _truth(self, request: Request) -> Response:
+        assert self.world is not None
+        try:
+            night = int(request.query.get("night", self.world.night))
+            return json_response(200, self.world.truth(night).as_dict())
+        except (ValueError, IndexError) as exc:
+            return json_response(404, {"error": str(exc)})
 
 
 def _build_services(server: SandboxServer, names: list[str] | None) -> dict[str, Service]:
@@ -248,12 +444,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
         response = self.server_state.dispatch(request)
         self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.status != 304:  # a 304 has no body, so no Content-Length or Content-Type
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
         for key, value in response.headers.items():
             self.send_header(key, value)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and response.status != 304:
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_HEAD = _handle

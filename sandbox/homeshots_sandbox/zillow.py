@@ -8,13 +8,9 @@ the widest 75% of the master photo (Zillow's 1536 px against the MLS's 2048 px).
 from __future__ import annotations
 
 import html
-import io
 import json
 import re
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-
-from PIL import Image
 
 from homeshots_sandbox.http import Handler, Request, Response, html_response
 from homeshots_sandbox.listing import Listing
@@ -53,17 +49,6 @@ def _script_json(doc: Any) -> str:
     """JSON as Next.js puts it in a script tag: ``<``, ``>`` and ``&`` escaped so no tag can end early."""
     text = json.dumps(doc, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-
-
-@lru_cache(maxsize=1024)
-def _upright_width(data: bytes) -> int | None:
-    """Width as a viewer shows the photo: the CDN serves it turned upright by its EXIF Orientation."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
-            return img.height if turned else img.width
-    except Exception:  # a deliberately broken master: no size
-        return None
 
 
 class ZillowService:
@@ -122,8 +107,7 @@ class ZillowService:
 
     # --- the home page ----------------------------------------------------------------------------------
     def _photo(self, name: str) -> dict[str, Any]:
-        data = self.server.photos.get(name)
-        master = (_upright_width(data) if data else None) or DEFAULT_WIDTH
+        master = self.server.upright_width(name) or DEFAULT_WIDTH
         widths = [round(master * s) for s in SCALES]
         jpeg = [{"url": self.server.variant_url("zillow", name, w, "jpg"), "width": w} for w in widths]
         webp = [{"url": self.server.variant_url("zillow", name, w, "webp"), "width": w} for w in widths]
@@ -141,7 +125,7 @@ class ZillowService:
             "zipcode": zipcode,
             "address": {"streetAddress": street, "city": city, "state": "AZ", "zipcode": zipcode},
             "homeStatus": "FOR_SALE",
-            "price": 625000,
+            "price": listing.price,
             "currency": "USD",
             "bedrooms": 3,
             "bathrooms": 2,
