@@ -9,14 +9,9 @@ changes night after night (``world.advance()``), with the exact truth of each ni
 from homeshots_sandbox.catalog import default_sandbox, serve
 from homeshots_sandbox.http import Request, Response, html_response, json_response
 from homeshots_sandbox.listing import ALL_SOURCES, Listing
-<<<<<<< HEAD
 from homeshots_sandbox.photos import generate_photo, natural_photo, resized_copy
-from homeshots_sandbox.server import SandboxServer
-=======
-from homeshots_sandbox.photos import generate_photo, resized_copy
 from homeshots_sandbox.server import SandboxServer, SandboxStats
 from homeshots_sandbox.world import ListingTruth, NightTruth, PhotoDelta, World, photo_key
->>>>>>> sandbox-nights
 
 __all__ = [
     "ALL_SOURCES",
@@ -33,11 +28,8 @@ __all__ = [
     "generate_photo",
     "html_response",
     "json_response",
-<<<<<<< HEAD
     "natural_photo",
-=======
     "photo_key",
->>>>>>> sandbox-nights
     "resized_copy",
     "serve",
 ]
