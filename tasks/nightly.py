@@ -67,10 +67,6 @@ class Replication:
 
 async def _replicate(client: redis.Redis, settings: Settings) -> Replication:
     since = client.get(keys.MLS_SYNC)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if since is None:
-        client.set(keys.MLS_SYNC, now)  # tonight's visits see the listings as of now; tomorrow syncs from here
-        return Replication("first", until=now)
     out = Replication("completed", since=since, until=since)
     policy = settings.policy("mls")
     limiter = SourceLimiter(client, "mls", policy.rate)
@@ -79,6 +75,13 @@ async def _replicate(client: redis.Redis, settings: Settings) -> Replication:
     ) as http:
         mls = MlsExtractor(http, settings, limiter=limiter)
         try:
+            if since is None:
+                # The first night: tonight's visits see every listing as of at least the MLS's latest change
+                # (by its own clock), so tomorrow's sync starts there and cannot miss a later one.
+                latest = await mls.latest_change()
+                if latest:
+                    client.set(keys.MLS_SYNC, latest)
+                return Replication("first", until=latest)
             async for page in mls.changed_since(since):
                 out.pages += 1
                 out.changed += len(page)

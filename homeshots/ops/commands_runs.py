@@ -77,7 +77,7 @@ def backfill(
 
 @click.command()
 @click.argument("properties_file", type=FILE)
-@click.option("--hours", type=click.FloatRange(0.01, 24), help="Length of the night (default HOMESHOTS_NIGHT_HOURS).")
+@click.option("--hours", type=click.FloatRange(0.001, 24), help="Length of the night (default HOMESHOTS_NIGHT_HOURS).")
 @click.option("--sources", help="Comma-separated sources (default: all enabled).")
 @click.option("--run-id", help="Run id (default: nightly-YYYY-MM-DD, UTC).")
 @click.option("--wait/--no-wait", default=True, help="Show progress until the run result is written.")

@@ -501,6 +501,17 @@ class MlsExtractor(HttpExtractor):
             photos_modified=stamps.get("photos_modified"),
         )
 
+    async def latest_change(self) -> str | None:
+        """The latest ``ModificationTimestamp`` in the whole MLS (its own clock): where the first
+        replication starts, so that nothing modified after tonight's visits can be missed."""
+        task = Property(property_id="mls-replication", address="-")
+        params = {"$orderby": "ModificationTimestamp desc", "$top": "1", "$select": "ListingKey,ModificationTimestamp"}
+        response = await self._get(self._s.mls_base_url.rstrip("/") + "/Property", params, task)
+        if response.status_code == 404:
+            return None
+        listings, _, _, _ = read_replication_page(self._json(response, task))
+        return listings[0].modified if listings else None
+
     async def changed_since(self, since: str) -> AsyncIterator[list[ChangedListing]]:
         """RESO replication: every listing modified after ``since``, a page at a time, following
         ``@odata.nextLink`` on the MLS's own host; a paging loop ends it with a ``SourceFailedError``."""
