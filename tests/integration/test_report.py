@@ -35,9 +35,11 @@ def test_report_is_self_contained_and_its_images_load(tmp_path, cluster_factory)
     made = cluster.cli("report", "rep", "-o", str(out))
     assert made.returncode == 0, made.stderr
     page = out.read_text()
-    out.with_suffix(".saved.html").write_text(page)
     assert "Merged duplicates (2)" in page and "pHash distance 0" in page
     assert "src='http" not in page and "src='file" not in page, "every picture is embedded"
+    margins = [int(m) for m in re.findall(r"class='margin[^']*'>margin (-?\d+)", page)]
+    assert len(margins) == 2 and margins == sorted(margins), "the merges closest to their threshold first"
+    assert page.count("<svg") >= 3, "throughput, photos per property and deltas plots"
 
     dom = subprocess.run(
         [
