@@ -37,6 +37,9 @@ def test_report_is_self_contained_and_its_images_load(tmp_path, cluster_factory)
     page = out.read_text()
     assert "Merged duplicates (2)" in page and "pHash distance 0" in page
     assert "src='http" not in page and "src='file" not in page, "every picture is embedded"
+    margins = [int(m) for m in re.findall(r"class='margin[^']*'>margin (-?\d+)", page)]
+    assert len(margins) == 2 and margins == sorted(margins), "the merges closest to their threshold first"
+    assert page.count("<svg") >= 3, "throughput, photos per property and deltas plots"
 
     dom = subprocess.run(
         [
@@ -55,5 +58,6 @@ def test_report_is_self_contained_and_its_images_load(tmp_path, cluster_factory)
     assert body, dom[:500]
     total = int(re.search(r'data-images-total="(\d+)"', body.group(0)).group(1))
     loaded = int(re.search(r'data-images-loaded="(\d+)"', body.group(0)).group(1))
-    # 6 photos on the contact sheets + 2 merged copies shown beside their kept images (2 each).
-    assert total == 10 and loaded == total
+    # Contact sheets: T1's 2 photos, T2's and T3's 2 own + the copy each lists of T1's (3 each) = 8;
+    # the 2 merged copies beside their kept images (2 each) = 4.
+    assert total == 12 and loaded == total
