@@ -114,7 +114,13 @@ def report(run_id: str, output: Path, limit: int) -> None:
     with open_session(workers=False) as session:
         if not RunManager(session.client, run_id).exists():
             raise click.ClickException(f"no run {run_id!r} in this Redis")
-        page = ReportBuilder(session.client, open_store(session.settings), run_id, max_properties=limit).build()
+        page = ReportBuilder(
+            session.client,
+            open_store(session.settings),
+            run_id,
+            max_properties=limit,
+            output_dir=output.resolve().parent,
+        ).build()
     output.write_text(page, encoding="utf-8")
     console.print(f"report written: {output.resolve()} ({len(page) // 1024} KiB)")
 
