@@ -60,6 +60,7 @@ from celery_app.app import app
 from homeshots.core.settings import SOURCES, Settings
 from managers import keys
 from managers.extraction_stats import SOURCE_FIELDS
+from managers.request_metrics import LATENCY_BUCKETS
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
 
@@ -231,12 +232,10 @@ class HomeshotsCollector(Collector):
         for source, fields in zip(SOURCES, pipe.execute(), strict=True):
             if not fields:
                 continue
-            buckets = sorted(
-                ((float(name[3:]), int(n)) for name, n in fields.items() if name.startswith("le:")),
-                key=lambda b: b[0],
-            )
-            if not buckets or not math.isinf(buckets[-1][0]):
-                buckets.append((math.inf, int(fields.get("count", 0))))
+            # A bucket never written holds no observation: the recorder adds to every bucket at or above one.
+            counts = {float(name[3:]): int(n) for name, n in fields.items() if name.startswith("le:")}
+            counts.setdefault(math.inf, int(fields.get("count", 0)))
+            buckets = [(bound, counts.get(bound, 0)) for bound in sorted({*LATENCY_BUCKETS, *counts})]
             latency.add_metric(
                 [source], [(floatToGoString(bound), float(n)) for bound, n in buckets], float(fields.get("sum", 0.0))
             )

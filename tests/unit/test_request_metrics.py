@@ -153,8 +153,16 @@ def test_exporter_serves_the_recorded_histogram(redis_server) -> None:
     assert samples[(bucket, (("le", "1.0"), ("source", "mls")))] == 2
     assert samples[(bucket, (("le", "10.0"), ("source", "mls")))] == 4
     assert samples[(bucket, (("le", "+Inf"), ("source", "mls")))] == 4
+    record_z = RequestRecorder(client, "zillow", flush_every=0)
+    record_z(3.0, 200)  # only the buckets from 5 s up are written: the lower ones are served as 0
+    registry = CollectorRegistry()
+    registry.register(HomeshotsCollector(client, Settings(redis_url=redis_server.url)))
+    text = generate_latest(registry).decode()
+    zillow = [s for f in text_string_to_metric_families(text) for s in f.samples if s.labels.get("source") == "zillow"]
+    served = {s.labels["le"]: s.value for s in zillow if s.name == bucket}
+    assert list(served) == [*(str(float(b)) for b in LATENCY_BUCKETS), "+Inf"]
+    assert served["2.5"] == 0 and served["5.0"] == served["+Inf"] == 1
     assert samples[("homeshots_source_request_seconds_count", (("source", "mls"),))] == 4
     assert samples[("homeshots_source_request_seconds_sum", (("source", "mls"),))] == pytest.approx(11.73)
     codes = {s.labels["code"]: s.value for s in families["homeshots_source_responses"].samples}
     assert codes == {"2xx": 2, "4xx": 1, "error": 1}
-    assert not any(s.labels.get("source") == "zillow" for s in families["homeshots_source_request_seconds"].samples)
