@@ -13,12 +13,13 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from homeshots.core.errors import FetchUnavailableError
+from homeshots.core.models import Property
 from homeshots.core.settings import Settings
 from homeshots.network.fetcher import Fetcher, FetchPolicy
 from homeshots.network.urlguard import URLGuard
 from homeshots.ops.embedded import free_port
 from homeshots.ops.metrics import HomeshotsCollector
-from homeshots.sources import ZillowExtractor
+from homeshots.sources import ZillowExtractor, build_extractor
 from managers import keys
 from managers.request_metrics import LATENCY_BUCKETS, RequestRecorder, bucket_field, status_class
 
@@ -166,3 +167,22 @@ def test_exporter_serves_the_recorded_histogram(redis_server) -> None:
     assert samples[("homeshots_source_request_seconds_sum", (("source", "mls"),))] == pytest.approx(11.73)
     codes = {s.labels["code"]: s.value for s in families["homeshots_source_responses"].samples}
     assert codes == {"2xx": 2, "4xx": 1, "error": 1}
+
+
+def test_the_worker_context_line_records_an_extractors_requests(redis_server) -> None:
+    """What worker_context adds after building an extractor: its fetcher's observe is a RequestRecorder."""
+    client = redis_server.client()
+    settings = Settings(zillow_base_url="http://127.0.0.1:9/zillow")
+
+    def not_listed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="<html>Page not found</html>")
+
+    async def run() -> list:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(not_listed)) as http:
+            extractor = build_extractor("zillow", http, settings, None)
+            extractor.fetcher.observe = RequestRecorder(client, "zillow")  # the line for worker_context.py
+            return await extractor.extract(Property("p1", "1 Test St", "Phoenix", "AZ", "85001"))
+
+    assert asyncio.run(run()) == []
+    fields = client.hgetall(keys.request_latency("zillow"))
+    assert fields["count"] == fields["code:4xx"] == "1"
