@@ -55,6 +55,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from celery_app.app import app
 from homeshots.core.settings import SOURCES, Settings
@@ -305,8 +307,8 @@ def _json(value: str | None) -> Any:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def exporter_app(client: redis.Redis, registry: CollectorRegistry = REGISTRY) -> WSGIApp:
-    """``/metrics`` (and any other path, as prometheus_client serves), ``/healthz`` and ``/readyz``."""
+def exporter_app(probe: redis.Redis, registry: CollectorRegistry = REGISTRY) -> WSGIApp:
+    """``/metrics`` (any other path too, as prometheus_client does), ``/healthz``, and ``/readyz`` (``probe`` pings)."""
     metrics = make_wsgi_app(registry)
 
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -316,7 +318,7 @@ def exporter_app(client: redis.Redis, registry: CollectorRegistry = REGISTRY) ->
             return [b"ok\n"]
         if path == "/readyz":
             try:
-                client.ping()
+                probe.ping()
             except redis.RedisError as exc:
                 start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
                 return [f"redis: {type(exc).__name__}\n".encode()]
@@ -336,8 +338,15 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def probe_client(url: str) -> redis.Redis:
+    """A client for ``/readyz`` that answers within seconds: no retries (the collector's client rides out
+    a Redis restart for a minute, longer than any probe waits)."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+
+
 def serve_metrics(client: redis.Redis, settings: Settings, address: str, port: int) -> None:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` until interrupted."""
     REGISTRY.register(HomeshotsCollector(client, settings))
-    server = make_server(address, port, exporter_app(client), _ThreadingServer, handler_class=_QuietHandler)
+    probe = probe_client(settings.redis_url or "")
+    server = make_server(address, port, exporter_app(probe), _ThreadingServer, handler_class=_QuietHandler)
     server.serve_forever()

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from celery_app.app import CALLBACK_QUEUE, QUEUE, app
 from homeshots.core.settings import Settings
-from homeshots.ops.metrics import HomeshotsCollector, exporter_app, queue_names
+from homeshots.ops.metrics import HomeshotsCollector, exporter_app, probe_client, queue_names
 from managers import keys
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
@@ -122,8 +122,7 @@ def test_every_declared_queue_is_measured(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_probes_answer_without_collecting(redis_server) -> None:
-    client = redis_server.client()
-    app = exporter_app(client, CollectorRegistry())
+    app = exporter_app(probe_client(redis_server.url), CollectorRegistry())
     statuses: list[str] = []
 
     def call(path: str) -> bytes:

@@ -11,6 +11,8 @@ import redis
 from prometheus_client.core import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from homeshots.core.errors import FetchUnavailableError
 from homeshots.core.models import Property
@@ -68,7 +70,7 @@ def test_recorder_batches_writes_and_flushes_on_demand(redis_server) -> None:
 
 def test_recorder_never_raises_keeps_counts_and_reports_its_errors(redis_server) -> None:
     clock = Clock()
-    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2, decode_responses=True)
+    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0), decode_responses=True)
     record = RequestRecorder(down, "redfin", flush_every=1, backoff=30, clock=clock)
     record(0.1, 200)  # Redis unreachable: swallowed, counted, kept
     record(0.2, 200)
