@@ -16,6 +16,7 @@ hs:garbage                            store keys a larger copy replaced, waiting
 hs:snapshot_seq                       counter naming snapshot files in write order
 hs:bucket:<source>, hs:pause:<source> the cluster-wide token bucket of a source, and its 429 pause
 hs:bucket_waits                       seconds workers waited for each source's tokens
+hs:metrics:latency:<source>           a source's request latency histogram (RequestRecorder, for metrics)
 ```
 """
 
@@ -91,6 +92,12 @@ def bucket(source: str) -> str:
 def pause(source: str) -> str:
     """Exists (with a TTL) while the whole cluster backs off ``source`` after a 429."""
     return f"{PREFIX}:pause:{source}"
+
+
+def request_latency(source: str) -> str:
+    """Hash of one source's request latency histogram: ``le:<bound>`` cumulative buckets, ``sum``, ``count``,
+    ``code:<class>`` responses by status class and ``errors`` (``managers.request_metrics``)."""
+    return f"{PREFIX}:metrics:latency:{source}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import asyncio
 import codecs
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +55,8 @@ RETRY_AFTER_CAP = 120.0
 Sleep = Callable[[float], Awaitable[Any]]
 OnBytes = Callable[[int], Awaitable[None]]
 """Told of every decoded piece of the body as it arrives (a memory budget may make it wait)."""
+Observe = Callable[[float, int], None]
+"""Told after every attempt's response (each hop): (seconds to its headers, status; 0 when none came). Never raises."""
 RedirectRule = Callable[[str, str], str | None]
 """(from_url, to_url) -> None to follow, or why not (the refusal's message). Asked on every hop."""
 
@@ -145,8 +148,10 @@ class Fetcher:
         limiter: RateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        observe: Observe | None = None,
     ) -> None:
         self.client = client
+        self.observe = observe
         self.guard = guard
         self.limiter = limiter
         self._sleep = sleep
@@ -245,6 +250,7 @@ class Fetcher:
         self, target: Target, policy: FetchPolicy, method: str, headers: dict[str, str], data: dict[str, str] | None
     ) -> httpx.Response:
         """Send to the address the guard checked; transport failures become named fetch errors."""
+        started, status = time.monotonic(), 0
         try:
             request = self.client.build_request(
                 method,
@@ -254,7 +260,9 @@ class Fetcher:
                 timeout=httpx.Timeout(policy.timeout),
                 extensions=_tls_name(target),
             )
-            return await self.client.send(request, stream=True, follow_redirects=False)
+            response = await self.client.send(request, stream=True, follow_redirects=False)
+            status = response.status_code
+            return response
         except httpx.TimeoutException as exc:
             raise FetchUnavailableError(target.url, f"timed out ({type(exc).__name__})", kind="timeout") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, UnicodeError) as exc:
@@ -267,6 +275,9 @@ class Fetcher:
             raise FetchUnavailableError(
                 target.url, f"connection failed ({len(group.exceptions)} errors)", kind="connection"
             ) from None
+        finally:
+            if self.observe is not None:
+                self.observe(time.monotonic() - started, status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ def flower(address: str, port: int) -> None:
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.option("--port", default=9808, show_default=True)
 def metrics(address: str, port: int) -> None:
-    """Serve Prometheus metrics: run progress, images by source, queue depth, rate-limit waits."""
+    """Serve Prometheus metrics (queues, runs, sources, latency, Redis) on /metrics; /healthz and /readyz for probes."""
     settings = get_settings()
     if not settings.redis_url:
         raise click.UsageError("the metrics exporter needs HOMESHOTS_REDIS_URL")

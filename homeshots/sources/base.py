@@ -10,7 +10,7 @@ import httpx
 from homeshots.core.errors import FetchError, ParseError, SourceFailedError, SourceUnavailableError
 from homeshots.core.models import ImageRef, Parsed, Property, SourceListing
 from homeshots.core.settings import Settings
-from homeshots.network.fetcher import Fetched, Fetcher, RedirectRule, Sleep, api_policy, source_guard
+from homeshots.network.fetcher import Fetched, Fetcher, Observe, RedirectRule, Sleep, api_policy, source_guard
 from homeshots.network.limiter import RateLimiter
 
 
@@ -52,12 +52,13 @@ class HttpExtractor(ImageExtractor):
         *,
         limiter: RateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
+        observe: Observe | None = None,
     ) -> None:
         self._s = settings
         self._policy = settings.policy(self.name)
         self._api = api_policy(settings, self.name)
         self._max_photos = settings.max_photos_per_listing
-        self.fetcher = Fetcher(client, source_guard(settings, self.name), limiter=limiter, sleep=sleep)
+        self.fetcher = Fetcher(client, source_guard(settings, self.name), limiter=limiter, sleep=sleep, observe=observe)
 
     async def _request(
         self,
