@@ -31,6 +31,7 @@ from homeshots.sources import ImageExtractor, build_extractor
 from homeshots.storage import Store, open_store
 from managers.connection import connect
 from managers.deduplicator import ImageDeduplicator
+from managers.request_metrics import RequestRecorder
 from managers.source_limiter import SourceLimiter
 
 T = TypeVar("T")
@@ -108,6 +109,7 @@ class WorkerContext:
             if name not in self._extractors:
                 limiter = SourceLimiter(self.redis, name, self.settings.policy(name).rate)
                 self._extractors[name] = build_extractor(name, self.client_for(name), self.settings, limiter)
+                self._extractors[name].fetcher.observe = RequestRecorder(self.redis, name)
         return [self._extractors[n] for n in names]
 
     def close(self) -> None:

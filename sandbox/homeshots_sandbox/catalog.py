@@ -66,16 +66,16 @@ def default_sandbox(photo_dir: Path | None) -> SandboxServer:
     return SandboxServer(listings, photos)
 
 
-def serve(host: str, port: int, photo_dir: Path | None) -> None:
+def serve(host: str, port: int, photo_dir: Path | None, advertise_url: str | None = None) -> None:
     """Run the demo sandbox in the foreground until Ctrl-C or SIGTERM."""
-    run(default_sandbox(photo_dir), host, port)
+    run(default_sandbox(photo_dir), host, port, advertise_url)
 
 
-def run(sandbox: SandboxServer, host: str, port: int) -> None:
+def run(sandbox: SandboxServer, host: str, port: int, advertise_url: str | None = None) -> None:
     """Serve ``sandbox`` in the foreground until Ctrl-C or SIGTERM, printing the env that points at it."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sandbox.host, sandbox.port = host, port
+    sandbox.host, sandbox.port, sandbox.advertise_url = host, port, advertise_url
     try:
         with sandbox:
             print(f"homeshots sandbox listening on {sandbox.base_url}; point homeshots at it with:", flush=True)

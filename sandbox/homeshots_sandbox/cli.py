@@ -30,6 +30,11 @@ def main() -> None:
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)
+@click.option(
+    "--advertise-url",
+    help="Base URL written into the URLs it hands out (e.g. http://sandbox:8765 in "
+    "a compose network), when clients reach it under another name than --host.",
+)
 @click.option("--photos", type=click.Path(file_okay=False, path_type=Path), help="Folder of N_room.jpg photos.")
 @click.option("--world", "use_world", is_flag=True, help="Serve an evolving World (nightly runs) instead of the demo.")
 @click.option("--properties", "n_properties", default=80, show_default=True, help="World: number of properties.")
@@ -40,6 +45,7 @@ def main() -> None:
 def serve_command(
     host: str,
     port: int,
+    advertise_url: str | None,
     photos: Path | None,
     use_world: bool,
     n_properties: int,
@@ -54,11 +60,11 @@ def serve_command(
     ``GET /sandbox/truth?night=N`` says exactly what that night changed.
     """
     if not use_world:
-        serve(host, port, photos or default_photo_dir())
+        serve(host, port, photos or default_photo_dir(), advertise_url)
         return
     world = World(n_properties, seed, change_fraction=change_fraction)
     world.goto(night)
-    run(world.server(page_size=page_size), host, port)
+    run(world.server(page_size=page_size), host, port, advertise_url)
 
 
 @main.command()

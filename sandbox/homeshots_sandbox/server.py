@@ -150,6 +150,7 @@ class SandboxServer:
         self.client_id, self.client_secret = client_id, client_secret
         self.latency, self.page_size = latency, max(1, page_size)
         self.host, self.port = host, port
+        self.advertise_url: str | None = None
         self.request_log: list[tuple[str, str]] = []
         self.request_times: list[float] = []
         """``time.monotonic()`` of each request in ``request_log``, for rate assertions."""
@@ -247,7 +248,10 @@ class SandboxServer:
     # --- addresses ---------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where clients reach the sandbox, as written into every URL it hands out (photos, next pages,
+        env): ``advertise_url`` when set (a container listening on 0.0.0.0 is reached by its service
+        name), else the address it listens on."""
+        return self.advertise_url.rstrip("/") if self.advertise_url else f"http://{self.host}:{self.port}"
 
     @property
     def mls_base_url(self) -> str:
@@ -282,7 +286,8 @@ class SandboxServer:
 
     def env(self) -> dict[str, str]:
         """The ``HOMESHOTS_*`` variables that point homeshots at this sandbox (all its sources)."""
-        env = {"HOMESHOTS_ALLOW_PRIVATE_HOSTS": self.host, "HOMESHOTS_SOURCES": ",".join(self.services)}
+        host = urlsplit(self.base_url).hostname or self.host
+        env = {"HOMESHOTS_ALLOW_PRIVATE_HOSTS": host, "HOMESHOTS_SOURCES": ",".join(self.services)}
         for name, service in self.services.items():
             env |= service.env()
             env[f"HOMESHOTS_{name.upper()}_RATE"] = "50"  # a local fake needs no politeness
