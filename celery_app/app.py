@@ -30,7 +30,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
     return {
         "beat_schedule": beat if settings.nightly_file else {},
         "broker_url": settings.effective_broker_url,
-        "result_backend": settings.redis_url,
+        "result_backend": settings.effective_result_backend_url,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -42,7 +42,8 @@ def build_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit,
         "broker_transport_options": {"visibility_timeout": visibility},
         "result_backend_transport_options": {"visibility_timeout": visibility},
-        "result_expires": 7 * 24 * 3600,
+        "result_expires": int(settings.result_expires_hours * 3600),
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_mb * 1024 or None,
         "task_default_queue": QUEUE,
         "task_queues": [Queue(QUEUE), Queue(CALLBACK_QUEUE)],
         "task_track_started": True,

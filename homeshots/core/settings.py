@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,8 +53,14 @@ class Settings(BaseSettings):
     # --- infrastructure -------------------------------------------------------------------
     redis_url: str | None = None
     """State/manifest/hash index Redis. Unset: ``homeshots backfill`` starts an embedded one."""
+    redis_cluster: bool = False
+    """``redis_url`` names one node of a Redis Cluster: state, manifest and index spread over its nodes."""
     broker_url: str | None = None
-    """Celery broker; defaults to ``redis_url`` (RabbitMQ works too)."""
+    """Celery broker (plain Redis or RabbitMQ, never a Redis Cluster); defaults to ``redis_url`` unless that
+    is a cluster."""
+    result_backend_url: str | None = None
+    """Celery's chord results (a plain Redis). Default: the broker when it is a Redis, else the next database
+    of ``redis_url``. They expire after ``result_expires_hours``; never kept on a Redis Cluster."""
     store_url: str = "file://./homeshots-data"
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
@@ -68,6 +75,11 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(540, ge=10)
     task_time_limit: int = Field(600, ge=15)
     window_callback_max_waits: int = Field(120, ge=1)
+    result_expires_hours: float = Field(6.0, gt=0, le=24 * 30)
+    """Hours Celery keeps a task's result (a window's chord needs them only until its callback runs)."""
+    worker_max_memory_per_child_mb: int = Field(1536, ge=0)
+    """A worker child that grew past this many MiB (resident) is replaced after its task; 0: never. Freed
+    image buffers stay in the heap for speed (``keep_image_buffers``), so this is what bounds it."""
     visibility_timeout: int | None = Field(None, ge=10)
     """Seconds before the broker redelivers an unacknowledged task; default 2 x hard limit + 60."""
     run_retention_days: float = Field(7.0, ge=0)
@@ -219,6 +231,18 @@ class Settings(BaseSettings):
     def _limits_fit(self) -> Settings:
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("HOMESHOTS_TASK_SOFT_TIME_LIMIT must be below HOMESHOTS_TASK_TIME_LIMIT")
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("HOMESHOTS_REDIS_CLUSTER=true needs HOMESHOTS_REDIS_URL (any node of the cluster)")
+        if self.redis_cluster and not self.broker_url:
+            raise ValueError(
+                "HOMESHOTS_REDIS_CLUSTER=true needs HOMESHOTS_BROKER_URL: Celery's broker cannot live on a Redis "
+                "Cluster (use a plain Redis or RabbitMQ)"
+            )
+        if self.redis_cluster and self.effective_result_backend_url is None:
+            raise ValueError(
+                "HOMESHOTS_REDIS_CLUSTER=true with a RabbitMQ broker needs HOMESHOTS_RESULT_BACKEND_URL (a plain "
+                "Redis): chords keep their results there, and never on the cluster"
+            )
         if self.visibility_timeout is not None and self.visibility_timeout <= self.task_time_limit:
             raise ValueError(
                 "HOMESHOTS_VISIBILITY_TIMEOUT must exceed HOMESHOTS_TASK_TIME_LIMIT, or a slow "
@@ -238,7 +262,27 @@ class Settings(BaseSettings):
 
     @property
     def effective_broker_url(self) -> str | None:
-        return self.broker_url or self.redis_url
+        return self.broker_url or (None if self.redis_cluster else self.redis_url)
+
+    @property
+    def effective_result_backend_url(self) -> str | None:
+        """Where chord results go: the setting, else the broker when it is a Redis (never the state cluster)."""
+        if self.result_backend_url:
+            return self.result_backend_url
+        broker = self.effective_broker_url or ""
+        if broker.startswith(("redis://", "rediss://")):
+            return _next_database(broker) if broker == self.redis_url else broker
+        if self.redis_url and not self.redis_cluster:
+            return _next_database(self.redis_url)
+        return None
+
+
+def _next_database(url: str) -> str:
+    """The same Redis, the next database number: results kept apart from the state's keys (``redis-cli -n``)."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    database = int(path) if path.isdigit() else 0
+    return urlunsplit(parts._replace(path=f"/{database + 1}"))
 
 
 @lru_cache(maxsize=1)

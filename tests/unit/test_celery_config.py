@@ -20,7 +20,31 @@ def test_build_config(time_limit: int) -> None:
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["task_time_limit"] == time_limit
     assert conf["broker_transport_options"]["visibility_timeout"] > time_limit
-    assert conf["broker_url"] == conf["result_backend"] == "redis://r/0"
+    assert conf["broker_url"] == "redis://r/0"
+    assert conf["result_backend"] == "redis://r/1", "results live apart from the state's keys"
+    assert conf["result_expires"] == 6 * 3600
+    assert conf["worker_max_memory_per_child"] == 1536 * 1024
+
+
+def test_results_never_go_to_the_state_cluster() -> None:
+    with pytest.raises(ValueError, match="BROKER_URL"):
+        Settings(redis_url="redis://n1:7000/0", redis_cluster=True)
+    with pytest.raises(ValueError, match="RESULT_BACKEND_URL"):
+        Settings(redis_url="redis://n1:7000/0", redis_cluster=True, broker_url="amqp://guest@mq//")
+    conf = build_config(Settings(redis_url="redis://r:6379/3", broker_url="amqp://guest@mq//"))
+    assert conf["result_backend"] == "redis://r:6379/4"
+    conf = build_config(
+        Settings(
+            redis_url="redis://n1:7000/0",
+            redis_cluster=True,
+            broker_url="redis://q:6379/0",
+            result_backend_url="redis://res:6379/2",
+            result_expires_hours=2,
+            worker_max_memory_per_child_mb=0,
+        )
+    )
+    assert (conf["broker_url"], conf["result_backend"]) == ("redis://q:6379/0", "redis://res:6379/2")
+    assert conf["result_expires"] == 7200 and conf["worker_max_memory_per_child"] is None
 
 
 def test_limits_that_would_redeliver_running_tasks_are_refused() -> None:
