@@ -3,15 +3,15 @@
 Run from the repo root: ``python -m benchmarks.state_o1 [--sizes 1000,100000] [--rounds 7] [--window 1000]``.
 
 A private redis-server holds two runs, pre-filled (pipelined, untimed) with N = 1k and N = 100k
-properties: completed set, failed hash (every 10th), manifest rows (3 per property), image failures,
-per-property stats and merged stats. Each round then records one window of W new properties into
-each run, exactly as a worker does it:
+properties of three lanes each: lane outcomes, completed set, failed hash (every 10th), manifest rows,
+image failures and merged stats. Each round then records one window of W new properties into each
+run, exactly as the workers do it, for each of the property's three lanes (sources):
 
-* the task: ``tasks.property._start`` (completed? + delivery count, one round trip);
-* the pipeline: ``PropertyPipeline._record`` itself (manifest rows + state mark + property stats in
-  one MULTI/EXEC), 90 % completed with 3 images, 10 % failed with an image failure;
-* the window callback's share: ``terminal_among``, ``property_stats`` (for the whole window, as the
-  callback does when it runs without chord results: errback, ``homeshots resume``) and ``merge``.
+* the lane task's start: ``lane_completed`` then ``LaneRecorder.start`` (delivery count and lease);
+* the pipeline's ``record_lane``: the recorder's one script (rows, failures, stats merge, listing memory,
+  and the property's state once its last lane lands), plus the run's progress marks;
+  90 % of properties completed with one image per lane, 10 % failed with an image failure;
+* the chunk callback's share: ``lane_outcomes`` of the window for each lane.
 
 The window's properties are then removed again (untimed), so every round sees exactly N. Round
 trips are counted client-side (a connection class counting ``send_packed_command``, one per command
@@ -41,14 +41,13 @@ import redis
 
 from benchmarks.redis_server import private_redis
 from homeshots.core.models import ImageRef, Property
-from homeshots.pipeline.recording import PropertyOutcome, record_property
+from homeshots.pipeline.lane_recording import record_lane
 from homeshots.pipeline.source_pass import ImageFailure, SourceResult
 from managers import keys
 from managers.extraction_stats import StatsTracker
+from managers.lane_recorder import LaneRecord, LaneRecorder
 from managers.manifest_manager import ManifestEntry
-from managers.run_manager import RunManager
-from managers.state_manager import StateManager
-from tasks.property import _start
+from managers.state_manager import LaneOutcome, StateManager
 
 GOAL = 0.10
 """The per-property cost at 100k may exceed the cost at 1k by at most this fraction."""
@@ -146,18 +145,18 @@ def property_id(tag: str, index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Fixture:
-    """Everything ``record_property`` needs for one property, built before the clock starts."""
+    """Everything ``record_lane`` needs for one property's three lanes, built before the clock starts."""
 
     prop: Property
-    out: SourceResult
-    outcome: PropertyOutcome
+    lanes: list[tuple[SourceResult, dict[str, int]]]
 
 
 def make_fixture(pid: str, index: int) -> Fixture:
     prop = Property(property_id=pid, address=f"{100 + index} N Central Ave", city="Phoenix", state="AZ", zip="85004")
-    tracker, out = StatsTracker(), SourceResult("all")
     failed = index % 10 == 9
+    lanes = []
     for source in SOURCES:
+        tracker, out = StatsTracker(), SourceResult(source)
         tracker.record_source_result(source, ok=True)
         tracker.record_images_found(source, 1)
         sha = hashlib.sha256(f"{pid}:{source}".encode()).hexdigest()
@@ -165,68 +164,63 @@ def make_fixture(pid: str, index: int) -> Fixture:
             ref = ImageRef(source=source, order=0, url=f"https://ssl.cdn-redfin.com/photo/{sha[:12]}.jpg")
             tracker.record_image_failed(source, "not_found")
             out.failures.append(ImageFailure(ref.source, ref.source_url, "not_found", f"{ref.url}: HTTP 404", False))
-            continue
-        tracker.record_unique(source, newly_stored=True)
-        out.entries.append(
-            ManifestEntry(
-                property_id=pid,
-                address=prop.full_address,
-                source=source,
-                source_url=f"https://photos.{source}.example/{sha[:24]}.jpg",
-                sha256=sha,
-                phash=sha[:16],
-                raw_key=f"raw/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
-                processed_key=f"processed/{sha[:2]}/{sha[2:4]}/{sha}.png",
-                width=1024,
-                height=683,
+            out.reason = {"source": "redfin", "kind": "not_found", "retryable": False, "message": "HTTP 404"}
+        else:
+            tracker.record_unique(source, newly_stored=True)
+            out.entries.append(
+                ManifestEntry(
+                    property_id=pid,
+                    address=prop.full_address,
+                    source=source,
+                    source_url=f"https://photos.{source}.example/{sha[:24]}.jpg",
+                    sha256=sha,
+                    phash=sha[:16],
+                    raw_key=f"raw/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
+                    processed_key=f"processed/{sha[:2]}/{sha[2:4]}/{sha}.png",
+                    width=1024,
+                    height=683,
+                )
             )
-        )
-    if failed:
-        out.reason = {"source": "redfin", "kind": "not_found", "retryable": False, "message": "HTTP 404"}
-    outcome = PropertyOutcome(pid, "failed" if failed else "completed", tracker.to_counters(), out.reason)
-    return Fixture(prop, out, outcome)
+        lanes.append((out, tracker.to_counters()))
+    return Fixture(prop, lanes)
+
+
+def _lane_record(fx: Fixture, out: SourceResult, counters: dict[str, int]) -> LaneRecord:
+    return LaneRecord(
+        fx.prop.property_id,
+        out.source,
+        list(SOURCES),
+        LaneOutcome("failed" if out.reason else "completed", out.reason),
+        [e.to_dict() for e in out.entries],
+        [f.to_dict(fx.prop.property_id) for f in out.failures],
+        counters,
+    )
 
 
 def prefill(client: redis.Redis, run_id: str, size: int, chunk: int = 5000) -> None:
-    """Put ``size`` recorded properties into the run, as ``_record`` and ``merge`` leave them (pipelined)."""
-    state, runs = StateManager(client, run_id), RunManager(client, run_id)
-    manifest, failures = keys.RunKeys(run_id).manifest, keys.RunKeys(run_id).image_failures
+    """Put ``size`` recorded properties into the run, as the lane recorder leaves them (pipelined)."""
+    recorder = LaneRecorder(client, run_id)
     for start in range(0, size, chunk):
-        fixtures = [make_fixture(property_id(run_id, i), i) for i in range(start, min(size, start + chunk))]
         pipe = client.pipeline(transaction=False)
-        pipe.hset(
-            manifest,
-            mapping={
-                f.prop.property_id: json.dumps([e.to_dict() for e in f.out.entries], sort_keys=True) for f in fixtures
-            },
-        )
-        done = [f.prop.property_id for f in fixtures if f.out.reason is None]
-        if done:
-            pipe.sadd(state.completed_key, *done)
-        failed = {f.prop.property_id: json.dumps(f.out.reason, sort_keys=True) for f in fixtures if f.out.reason}
-        if failed:
-            pipe.hset(state.failed_key, mapping=failed)
-            pipe.hset(failures, mapping={pid: json.dumps([{"kind": "not_found"}]) for pid in failed})
-        stats = {f.prop.property_id: json.dumps(f.outcome.counters, sort_keys=True) for f in fixtures}
-        pipe.hset(runs.pstats_key, mapping=stats)
-        pipe.hset(runs.merged_key, mapping=stats)
+        for i in range(start, min(size, start + chunk)):
+            fx = make_fixture(property_id(run_id, i), i)
+            for out, counters in fx.lanes:
+                recorder.record(_lane_record(fx, out, counters), pipe)
         pipe.execute()
 
 
 def forget(client: redis.Redis, run_id: str, property_ids: list[str]) -> None:
     """Remove measured properties again so the next round sees the same N (untimed)."""
-    state, runs = StateManager(client, run_id), RunManager(client, run_id)
+    run = keys.RunKeys(run_id)
     pipe = client.pipeline(transaction=False)
-    pipe.srem(state.completed_key, *property_ids)
-    for key in (
-        state.failed_key,
-        keys.RunKeys(run_id).manifest,
-        keys.RunKeys(run_id).image_failures,
-        runs.pstats_key,
-        runs.merged_key,
-        runs.deliveries_key,
-    ):
-        pipe.hdel(key, *property_ids)
+    for pid in property_ids:
+        shard = run.of(pid)
+        pipe.srem(shard.completed, pid)
+        pipe.hdel(shard.failed, pid)
+        fields = [keys.lane_field(pid, lane) for lane in SOURCES]
+        for key in (shard.lanes, shard.manifest, shard.image_failures, shard.deliveries, shard.leases):
+            pipe.hdel(key, *fields)
+        pipe.delete(keys.listing_memory(pid))
     pipe.execute()
 
 
@@ -235,42 +229,42 @@ class WindowCost:
     seconds: float
     """The whole window, properties and callback."""
     per_property: list[float]
-    """Each property's task-side seconds (_start, _record)."""
+    """Each property's task-side seconds (its three lanes' start and record)."""
     callback: float
-    """The callback's terminal_among + property_stats + merge for the window."""
+    """The chunk callbacks' lane_outcomes for the window."""
     round_trips: int
     commands: int
     server_usec: float
 
 
 def record_window(client: redis.Redis, run_id: str, fixtures: Sequence[Fixture]) -> WindowCost:
-    """Record a window of properties the way the task, the pipeline and the callback do."""
+    """Record a window of properties the way the lane tasks, the pipeline and the chunk callbacks do."""
     stats_before = client.info("commandstats")
     trips = CountingConnection.round_trips
     per_property = []
     clock = time.perf_counter
+    state, recorder = StateManager(client, run_id), LaneRecorder(client, run_id)
     start = clock()
     for fx in fixtures:
         t0 = clock()
         pid = fx.prop.property_id
-        # tasks.property.extract_property: is it completed, and count the delivery (one round trip)
-        if _start(client, run_id, pid)[0]:
-            raise AssertionError(f"{pid} already completed: the fixture is not fresh")
-        # homeshots.pipeline.property_pipeline.PropertyPipeline.run -> record_property
-        record_property(client, run_id, fx.prop, [fx.out], fx.outcome)
+        for out, counters in fx.lanes:
+            # tasks.lane.extract_lane: is the lane done already, then count the delivery and take the lease
+            if state.lane_completed(pid, out.source) or recorder.start(pid, out.source, "bench@host", 0.0) < 0:
+                raise AssertionError(f"{pid} already completed: the fixture is not fresh")
+            # homeshots.pipeline.lane_pipeline.LanePipeline.run -> record_lane
+            record_lane(client, run_id, fx.prop, list(SOURCES), out, counters)
         per_property.append(clock() - t0)
-    # tasks.window.complete_window, the per-window calls (without chord results: all stats from Redis)
+    # tasks.chunks.complete_chunk, per lane: has every property of the chunk recorded this lane?
     t0 = clock()
-    runs, state = RunManager(client, run_id), StateManager(client, run_id)
     ids = [fx.prop.property_id for fx in fixtures]
+    recorded = [len(state.lane_outcomes(ids, lane)) for lane in SOURCES]
     terminal = state.terminal_among(ids)
-    stats = runs.property_stats(ids)
-    merged = runs.merge({pid: stats.get(pid, {}) for pid in ids})
     end = clock()
     trips = CountingConnection.round_trips - trips
     calls, usec = commandstats_delta(stats_before, client.info("commandstats"))
-    if len(terminal) != len(ids) or merged != len(ids):
-        raise AssertionError(f"window not recorded: {len(terminal)} terminal, {merged} merged of {len(ids)}")
+    if len(terminal) != len(ids) or any(n != len(ids) for n in recorded):
+        raise AssertionError(f"window not recorded: {len(terminal)} terminal, lanes {recorded} of {len(ids)}")
     return WindowCost(end - start, per_property, end - t0, trips, calls, usec)
 
 
@@ -321,9 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if rnd >= 0:
                     per_size[n].append(cost)
         state_sizes = {
-            n: int(client.scard(keys.RunKeys(f"bench-{n}").completed))
-            + int(client.hlen(keys.RunKeys(f"bench-{n}").failed))
-            for n in sizes
+            n: (lambda s: s.completed + s.failed)(StateManager(client, f"bench-{n}").summary()) for n in sizes
         }
         client.close()
 
@@ -378,9 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"server time {srv[1] / srv[0]:.3f}x); goal <= {1 + GOAL:.2f}x: {verdict}"
     )
     print(
-        "task = _start + _record; callback = the window's terminal_among + property_stats"
-        " + merge, per property; server = INFO commandstats (incl. the merge script's commands). Every command is"
-        " O(1) per property; larger tables only miss CPU caches more."
+        "task = each of its 3 lanes' start + record; callback = the window's lane_outcomes per lane, per property;"
+        " server = INFO commandstats (incl. the scripts' commands). Every command is O(1) per property; larger"
+        " tables only miss CPU caches more."
     )
     print()
     marks = {small: 60, large: 5}

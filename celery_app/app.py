@@ -16,11 +16,21 @@ from celery.signals import worker_init
 from kombu import Queue
 
 from homeshots.core.errors import ConfigError
-from homeshots.core.settings import Settings, get_settings
+from homeshots.core.settings import SOURCES, Settings, get_settings
 
 QUEUE = "homeshots"
 CALLBACK_QUEUE = "homeshots.callbacks"
-"""Window callbacks get their own queue: they never wait behind thousands of property tasks."""
+"""Chunk callbacks get their own queue: they never wait behind thousands of lane tasks."""
+LANE_QUEUE_PREFIX = "homeshots.src."
+
+
+def lane_queue(source: str) -> str:
+    """The queue of one source's lane tasks: a worker started with ``-Q homeshots.src.zillow`` serves only it."""
+    return LANE_QUEUE_PREFIX + source
+
+
+QUEUES = (QUEUE, CALLBACK_QUEUE, *(lane_queue(source) for source in SOURCES))
+"""Every queue; a worker started without ``-Q`` consumes them all."""
 
 
 def build_config(settings: Settings) -> dict[str, Any]:
@@ -45,7 +55,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
         "result_expires": int(settings.result_expires_hours * 3600),
         "worker_max_memory_per_child": settings.worker_max_memory_per_child_mb * 1024 or None,
         "task_default_queue": QUEUE,
-        "task_queues": [Queue(QUEUE), Queue(CALLBACK_QUEUE)],
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],  # distinct keys: no fan-out
         "task_track_started": True,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
@@ -56,7 +66,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-app = Celery("homeshots", include=["tasks.property", "tasks.window", "tasks.nightly"])
+app = Celery("homeshots", include=["tasks.lane", "tasks.chunks", "tasks.nightly", "tasks.worker_life"])
 
 
 def configure(settings: Settings) -> Celery:

@@ -3,31 +3,96 @@
 Tests and tools use these functions too, never key strings of their own.
 
 ```
-hs:runs                               sorted set: run ids by submission time
-hs:run:{<run>}:<part>                 one run (RunKeys): meta, state, manifest, stats, windows
-hs:{idx}:img:<sha256>                 one kept image (the corpus-wide hash index)
-hs:{idx}:band:<band>:<value>          pHash band buckets of the index (multi-index hashing)
-hs:{idx}:raw:<sha256 of the bytes>    raw digest -> the kept image those bytes became (skip decoding)
-hs:lm:{<property>}                    listing memory: source -> what was last seen (ListingMemoryManager)
-hs:pimg:{<property>}                  the kept images a property's photos are (the looser property rule)
-hs:mls:sync, hs:mls:tracked           the RESO replication point, and the listing keys we follow
-hs:mls:changed:{<listing key>}        a tracked listing the last replication found changed (its RESO JSON)
-hs:garbage                            store keys a larger copy replaced, waiting to be deleted
-hs:snapshot_seq                       counter naming snapshot files in write order
-hs:bucket:<source>, hs:pause:<source> the cluster-wide token bucket of a source, and its 429 pause
-hs:bucket_waits                       seconds workers waited for each source's tokens
-hs:metrics:latency:<source>           a source's request latency histogram (RequestRecorder, for metrics)
+hs:runs                                   sorted set: run ids by submission time
+hs:active                                 set: runs submitted and not finished (what the reconciler watches)
+hs:run:{<run>}:<part>                     one run's coordination (RunKeys): meta, result, lanes' chunk cursors
+hs:run:<run>:{w:<run>:<i>}:win:<gen>      the properties of one window (spread over the cluster by window)
+hs:run:<run>:{p<xx>}:<part>               a run's records of the properties of shard xx (RunShardKeys):
+                                          state, manifest, per-lane outcomes, stats, delivery counts
+hs:lm:{p<xx>}:<property>                  listing memory: source -> what was last seen (ListingMemoryManager)
+hs:pimg:{p<xx>}:<property>                the kept images a property's photos are (the looser property rule)
+hs:{idx}:img:<sha256>                     one kept image (the corpus-wide hash index)
+hs:{idx}:band:<band>:<value>              pHash band buckets of the index (multi-index hashing)
+hs:{idx}:raw:<sha256 of the bytes>        raw digest -> the kept image those bytes became (skip decoding)
+hs:mls:sync                               the RESO replication point
+hs:mls:tracked:{p<xx>}                    the RESO listing keys we follow (sharded by listing key)
+hs:mls:changed:{<listing key>}            a tracked listing the last replication found changed (its RESO JSON)
+hs:garbage                                store keys a larger copy replaced, waiting to be deleted
+hs:snapshot_seq                           counter naming snapshot files in write order
+hs:bucket:{src:<s>}, hs:pause:{src:<s>}   the cluster-wide token bucket of a source, and its 429 pause
+hs:bucket_waits                           seconds of tokens reserved ahead, per source (metrics)
+hs:metrics:latency:<source>               a source's request latency histogram (RequestRecorder, for metrics)
+hs:workers                                worker -> when it last said it was alive (a lost one's tasks are re-sent)
+hs:reconciler                             the lock of the one worker that reconciles runs now
+```
+
+``{...}`` is the hash tag: on a Redis Cluster every transaction and script touches keys of one tag only. A
+property's records (of every run), its listing memory and its property images share the tag of its shard
+(``{p<xx>}``, one of ``SHARDS``), so recording a property is one atomic script on one node while a run
+spreads over all nodes.
 ```
 """
 
 from __future__ import annotations
 
+import re
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 PREFIX = "hs"
+SHARDS = 256
+"""Property shards. Fixed for good: a property's keys are found by its shard, so changing it moves every key."""
+SEPARATOR = "|"
+"""Between a property id and a lane in hash fields (property ids never hold it: see ``core.inputs``)."""
+RUN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+"""What a run id may be: it is part of key names (never braces, which would change the hash tag)."""
 
 RUNS = f"{PREFIX}:runs"
 """Sorted set of run ids by submission time."""
+
+ACTIVE = f"{PREFIX}:active"
+"""Set of runs submitted and not finished: what the reconciler looks at."""
+
+RECONCILER = f"{PREFIX}:reconciler"
+"""A lock (SET NX PX): the one worker that reconciles runs now."""
+
+
+WORKERS = f"{PREFIX}:workers"
+"""Sorted set: worker (Celery node name) -> when it last said it was alive. A silent one's tasks are re-sent."""
+
+
+def shard_of(text: str) -> int:
+    """The shard of a property id (or of a listing key): stable across processes and versions."""
+    return zlib.crc32(text.encode()) % SHARDS
+
+
+def shard_tag(shard: int) -> str:
+    return f"{{p{shard:02x}}}"
+
+
+def property_tag(property_id: str) -> str:
+    """The hash tag of everything about one property."""
+    return shard_tag(shard_of(property_id))
+
+
+def lane_field(property_id: str, lane: str) -> str:
+    """A hash field for one property in one lane (source)."""
+    return f"{property_id}{SEPARATOR}{lane}"
+
+
+def split_lane_field(field: str) -> tuple[str, str]:
+    property_id, _, lane = field.rpartition(SEPARATOR)
+    return property_id, lane
+
+
+def by_shard(property_ids: Iterable[str]) -> dict[int, list[str]]:
+    """Property ids grouped by shard (in their order): one command per shard instead of one per id."""
+    groups: dict[int, list[str]] = {}
+    for pid in property_ids:
+        groups.setdefault(shard_of(pid), []).append(pid)
+    return groups
+
 
 GARBAGE = f"{PREFIX}:garbage"
 """Set of store keys replaced by a larger copy, deleted by the pipeline or a later window callback."""
@@ -65,18 +130,21 @@ def raw_digest(raw_sha256: str) -> str:
 
 def property_images(property_key: str) -> str:
     """Set of the kept images a property's photos are (JSON traits): its own copies merge more loosely."""
-    return f"{PREFIX}:pimg:{{{property_key}}}"
+    return f"{PREFIX}:pimg:{property_tag(property_key)}:{property_key}"
 
 
 def listing_memory(property_id: str) -> str:
     """Hash source -> what that source last listed for the property."""
-    return f"{PREFIX}:lm:{{{property_id}}}"
+    return f"{PREFIX}:lm:{property_tag(property_id)}:{property_id}"
 
 
 MLS_SYNC = f"{PREFIX}:mls:sync"
 """The RESO replication point: the latest ModificationTimestamp a completed sync has seen."""
-MLS_TRACKED = f"{PREFIX}:mls:tracked"
-"""Set of the RESO listing keys of our properties: only their changes are kept from a sync."""
+
+
+def mls_tracked(listing_key: str) -> str:
+    """The shard of the set of RESO listing keys we follow that ``listing_key`` belongs in."""
+    return f"{PREFIX}:mls:tracked:{property_tag(listing_key)}"
 
 
 def mls_changed(listing_key: str) -> str:
@@ -86,12 +154,12 @@ def mls_changed(listing_key: str) -> str:
 
 def bucket(source: str) -> str:
     """Token bucket (tokens, ts) of one source, shared by the cluster."""
-    return f"{PREFIX}:bucket:{source}"
+    return f"{PREFIX}:bucket:{{src:{source}}}"
 
 
 def pause(source: str) -> str:
-    """Exists (with a TTL) while the whole cluster backs off ``source`` after a 429."""
-    return f"{PREFIX}:pause:{source}"
+    """Exists (with a TTL) while the whole cluster backs off ``source`` after a 429 (same slot as its bucket)."""
+    return f"{PREFIX}:pause:{{src:{source}}}"
 
 
 def request_latency(source: str) -> str:
@@ -102,17 +170,27 @@ def request_latency(source: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RunKeys:
-    """The keys of one run. ``{run}`` is a hash tag: a run's transactions stay in one slot."""
+    """The coordination keys of one run, all under the tag ``{<run>}``; its records are in ``shard`` keys."""
 
     run_id: str
 
     def _part(self, part: str) -> str:
         return f"{PREFIX}:run:{{{self.run_id}}}:{part}"
 
+    def shard(self, shard: int) -> RunShardKeys:
+        return RunShardKeys(self.run_id, shard)
+
+    def of(self, property_id: str) -> RunShardKeys:
+        """The keys holding the run's records of ``property_id``."""
+        return RunShardKeys(self.run_id, shard_of(property_id))
+
+    def shards(self) -> list[RunShardKeys]:
+        return [RunShardKeys(self.run_id, shard) for shard in range(SHARDS)]
+
     # --- the run ---------------------------------------------------------------------------------
     @property
     def meta(self) -> str:
-        """Hash: status, generation, sources, input, sizes, timestamps."""
+        """Hash: status, generation, sources, lanes, input, sizes, timestamps."""
         return self._part("meta")
 
     @property
@@ -122,13 +200,64 @@ class RunKeys:
 
     @property
     def progress(self) -> str:
-        """List: a JSON sample of the run's totals per finished window (the report's plots)."""
+        """List: a JSON sample of the run's totals per finished chunk (the report's plots)."""
         return self._part("progress")
 
     @property
     def bad_rows(self) -> str:
         """List: rows of the properties file skipped with ``--skip-bad-rows``."""
         return self._part("bad_rows")
+
+    # --- windows and the lanes' chunks of one submission (generation) -----------------------------
+    def window(self, generation: int, index: int) -> str:
+        """String: the JSON list of properties of one window (kept so any lane, or a re-send, can read it)."""
+        return f"{PREFIX}:run:{self.run_id}:{{w:{self.run_id}:{index}}}:win:{generation}"
+
+    def next_chunk(self, generation: int, lane: str) -> str:
+        """Counter: the next chunk of ``lane`` to be claimed for sending."""
+        return self._part(f"next_chunk:{generation}:{lane}")
+
+    def chained(self, generation: int, lane: str) -> str:
+        """Hash: chunk index -> the chunk its callback sent next (claimed once)."""
+        return self._part(f"chained:{generation}:{lane}")
+
+    def chunks_done(self, generation: int, lane: str) -> str:
+        """Set: chunks of ``lane`` whose callback has run."""
+        return self._part(f"chunks_done:{generation}:{lane}")
+
+    def chunk_sent(self, generation: int, lane: str) -> str:
+        """Hash: chunk index -> when it was (last) sent, for the reconciler."""
+        return self._part(f"chunk_sent:{generation}:{lane}")
+
+    def part_pattern(self, part: str) -> str:
+        """A SCAN pattern for the run's coordination keys whose part starts with ``part``."""
+        return f"{PREFIX}:run:{{{_glob_escape(self.run_id)}}}:{part}{'' if part.endswith('*') else '*'}"
+
+    def window_pattern(self) -> str:
+        """A SCAN pattern for the run's windows (of every generation): run it on every node."""
+        run = _glob_escape(self.run_id)
+        return f"{PREFIX}:run:{run}:{{w:{run}:*"
+
+    @property
+    def progress_gate(self) -> str:
+        """Exists for a few seconds after a progress sample was taken (one sample at a time)."""
+        return self._part("progress_gate")
+
+    @property
+    def lane_progress(self) -> str:
+        """Hash: lane -> when a property last recorded an outcome in it (the reconciler's sign of life)."""
+        return self._part("lane_progress")
+
+
+@dataclass(frozen=True, slots=True)
+class RunShardKeys:
+    """One run's records of the properties of one shard (tag ``{p<xx>}``): one property's are one slot."""
+
+    run_id: str
+    shard: int
+
+    def _part(self, part: str) -> str:
+        return f"{PREFIX}:run:{self.run_id}:{shard_tag(self.shard)}:{part}"
 
     # --- state (StateManager) ----------------------------------------------------------------------
     @property
@@ -142,66 +271,42 @@ class RunKeys:
         return self._part("failed")
 
     @property
-    def state_updated(self) -> str:
-        """String: when the state last changed."""
-        return self._part("state_updated")
+    def lanes(self) -> str:
+        """Hash: ``<property>|<lane>`` -> that lane's outcome and the counters it merged; all lanes in: terminal."""
+        return self._part("lanes")
 
     @property
     def deliveries(self) -> str:
-        """Hash: property id -> tasks started without recording an outcome (poison detection)."""
+        """Hash: ``<property>|<lane>`` -> tasks started without recording an outcome (poison detection)."""
         return self._part("deliveries")
+
+    @property
+    def leases(self) -> str:
+        """Hash: ``<property>|<lane>`` -> the worker running (or holding) that task, and since when."""
+        return self._part("leases")
 
     # --- manifest (ManifestManager) -------------------------------------------------------------------
     @property
     def manifest(self) -> str:
-        """Hash: property id -> its manifest rows (JSON list)."""
+        """Hash: ``<property>|<lane>`` -> that lane's manifest rows (JSON list)."""
         return self._part("manifest")
 
     @property
     def image_failures(self) -> str:
-        """Hash: property id -> its failed images (JSON list), the manifest of failures."""
+        """Hash: ``<property>|<lane>`` -> its failed images (JSON list), the manifest of failures."""
         return self._part("image_failures")
 
     # --- stats (RunManager) ----------------------------------------------------------------------
     @property
     def counters(self) -> str:
-        """Hash: the run's merged flat counters."""
+        """Hash: the shard's merged flat counters (the run's are the sum over shards)."""
         return self._part("counters")
 
-    @property
-    def merged(self) -> str:
-        """Hash: property id -> the counters last merged into ``counters`` for it."""
-        return self._part("merged")
-
-    @property
-    def pstats(self) -> str:
-        """Hash: property id -> the counters of its latest attempt (for a callback without results)."""
-        return self._part("pstats")
-
-    # --- windows of one submission (generation) ------------------------------------------------------
-    def window(self, generation: int, index: int) -> str:
-        """String: the JSON list of properties of one chord window (kept so a window can be re-sent)."""
-        return self._part(f"win:{generation}:{index}")
-
-    def window_pattern(self, generation: int | None = None) -> str:
-        """A SCAN pattern for the run's windows (of one generation, or all)."""
-        return self.part_pattern(f"win:{'*' if generation is None else f'{generation}:*'}")
-
-    def part_pattern(self, part: str) -> str:
-        """A SCAN pattern for the run's keys whose part starts with ``part`` (``*`` for every key of the run)."""
-        return f"{PREFIX}:run:{{{_glob_escape(self.run_id)}}}:{part}{'' if part.endswith('*') else '*'}"
-
-    def next_window(self, generation: int) -> str:
-        """Counter: the next window index to be claimed for sending."""
-        return self._part(f"next_window:{generation}")
-
-    def chained(self, generation: int) -> str:
-        """Hash: window index -> the window its callback sent next (claimed once)."""
-        return self._part(f"chained:{generation}")
-
-    def windows_done(self, generation: int) -> str:
-        """Set: windows whose callback has merged and chained."""
-        return self._part(f"windows_done:{generation}")
+    def all(self) -> list[str]:
+        return [
+            self.completed, self.failed, self.lanes, self.deliveries, self.leases,
+            self.manifest, self.image_failures, self.counters,
+        ]  # fmt: skip
 
 
 def _glob_escape(text: str) -> str:

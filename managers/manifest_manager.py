@@ -45,64 +45,55 @@ class ManifestEntry:
 
 
 class ManifestManager:
-    """Manifest rows of one run, one hash field per property (its rows as a JSON list).
+    """Manifest rows of one run: one hash field per property and lane (its rows as a JSON list).
 
-    A property's rows are written together, so a redelivered task replaces them instead of adding
-    more, and a window's rows can be read (for snapshots) by property id in one HMGET.
+    A lane's rows are written together (by the lane recorder), so a redelivered task replaces them instead
+    of adding more; the rows of some properties are read (for snapshots) with one HMGET per shard.
     """
 
     def __init__(self, client: redis.Redis, run_id: str) -> None:
         self.client = client
-        run = keys.RunKeys(run_id)
-        self.key = run.manifest
-        self.failures_key = run.image_failures
+        self.keys = keys.RunKeys(run_id)
 
-    def set_property(
-        self,
-        pipe: redis.client.Pipeline,
-        property_id: str,
-        entries: list[ManifestEntry],
-        failures: list[dict[str, Any]],
-    ) -> None:
-        """Replace the property's rows and its image failures (the manifest of failures)."""
-        if entries:
-            pipe.hset(self.key, property_id, json.dumps([e.to_dict() for e in entries], sort_keys=True))
-        else:  # an unchanged property of a nightly run costs no manifest field
-            pipe.hdel(self.key, property_id)
-        if failures:
-            pipe.hset(self.failures_key, property_id, json.dumps(failures, sort_keys=True))
-        else:
-            pipe.hdel(self.failures_key, property_id)
-
-    def for_properties(self, property_ids: list[str]) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-        """Rows and failures of some properties, as stored (for window snapshots)."""
-        if not property_ids:
-            return {}
+    def for_properties(
+        self, property_ids: list[str], lanes: list[str]
+    ) -> dict[str, dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]]:
+        """Rows and failures of some properties, per lane, as stored (for snapshots)."""
+        groups = keys.by_shard(property_ids)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(self.key, property_ids)
-        pipe.hmget(self.failures_key, property_ids)
-        rows, failures = pipe.execute()
-        return {
-            pid: (json.loads(r) if r else [], json.loads(f) if f else [])
-            for pid, r, f in zip(property_ids, rows, failures, strict=True)
-        }
+        for shard, ids in groups.items():
+            fields = [keys.lane_field(pid, lane) for pid in ids for lane in lanes]
+            pipe.hmget(self.keys.shard(shard).manifest, fields)
+            pipe.hmget(self.keys.shard(shard).image_failures, fields)
+        replies = pipe.execute() if groups else []
+        out: dict[str, dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]] = {}
+        for i, ids in enumerate(groups.values()):
+            rows, failures = iter(replies[2 * i]), iter(replies[2 * i + 1])
+            for pid in ids:
+                for lane in lanes:
+                    r, f = next(rows), next(failures)
+                    if r or f:
+                        out.setdefault(pid, {})[lane] = (json.loads(r) if r else [], json.loads(f) if f else [])
+        return out
 
     def failures(self) -> Iterator[dict[str, Any]]:
-        for _, raw in self.client.hscan_iter(self.failures_key, count=500):
-            yield from json.loads(raw)
+        for shard in self.keys.shards():
+            for _, raw in self.client.hscan_iter(shard.image_failures, count=500):
+                yield from json.loads(raw)
 
     def entries(self, *, resolve: bool = True) -> Iterator[ManifestEntry]:
-        """All rows, streamed with HSCAN (a million rows never sit in memory at once).
+        """All rows, streamed with HSCAN shard by shard (a million rows never sit in memory at once).
 
         With ``resolve`` each row's file keys are read from the kept image's index record, so rows
         written before a larger copy replaced the files point at the files that exist now.
         """
         batch: list[ManifestEntry] = []
-        for _, raw in self.client.hscan_iter(self.key, count=500):
-            batch += [ManifestEntry.from_dict(row) for row in json.loads(raw)]
-            if len(batch) >= 500:
-                yield from self._resolved(batch) if resolve else batch
-                batch = []
+        for shard in self.keys.shards():
+            for _, raw in self.client.hscan_iter(shard.manifest, count=500):
+                batch += [ManifestEntry.from_dict(row) for row in json.loads(raw)]
+                if len(batch) >= 500:
+                    yield from self._resolved(batch) if resolve else batch
+                    batch = []
         yield from self._resolved(batch) if resolve else batch
 
     def _resolved(self, batch: list[ManifestEntry]) -> list[ManifestEntry]:
@@ -113,6 +104,3 @@ class ManifestManager:
             else e
             for e in batch
         ]
-
-    def reset(self, pipe: redis.client.Pipeline) -> None:
-        pipe.delete(self.key, self.failures_key)

@@ -2,7 +2,8 @@
 
 At the end of a run its manifest, failures and completed ids are written to the store as compressed
 JSON lines (``metadata/runs/<run>/{manifest,failures,completed}.jsonl.gz``), and what only a running
-run needs (merged stats per property, delivery counts, windows) is dropped at once. The records a
+run needs (lane outcomes with their stats, delivery counts, leases, windows, chunk cursors) is
+dropped at once. The records a
 person may still ask Redis about (manifest, failures) stay for ``HOMESHOTS_RUN_RETENTION_DAYS`` and are
 then dropped too; the run's meta and result stay until ``homeshots forget``. So every night adds a
 few hundred bytes to Redis for the run, not a few kilobytes per property.
@@ -23,6 +24,7 @@ import redis
 from homeshots.core.errors import StoreError
 from homeshots.storage import Store
 from managers import keys
+from managers.connection import primaries
 from managers.manifest_manager import ManifestManager
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager
@@ -49,24 +51,21 @@ class RunArchive:
         self._write(
             archive_key(run_id, "failures"), _chain(failures, ({"scope": "image"} | row for row in manifest.failures()))
         )
-        self._write(
-            archive_key(run_id, "completed"),
-            ({"property_id": pid} for pid in self.client.sscan_iter(state.completed_key, count=1000)),
-        )
+        self._write(archive_key(run_id, "completed"), ({"property_id": pid} for pid in state.completed_ids()))
         self.client.hset(RunManager(self.client, run_id).meta_key, "archived_at", _now())
 
     def compact(self, run_id: str, *, for_good: bool) -> None:
-        """Drop what only a running run needs (delivery counts, windows). ``for_good`` (a nightly run, never
-        resumed once finished: the next night starts from the listing memory) also drops the per-property
-        stats and the completed set; a backfill keeps them, as re-running it retries its failed properties
-        and merges their stats exactly."""
+        """Drop what only a running run needs (delivery counts, leases, windows, chunk cursors). ``for_good``
+        (a nightly run, never resumed once finished: the next night starts from the listing memory) also
+        drops the per-property stats and lane outcomes and the completed set; a backfill keeps them, as
+        re-running it retries its failed lanes and merges their stats exactly."""
         run = keys.RunKeys(run_id)
-        doomed = [run.deliveries]
-        doomed += list(self.client.scan_iter(run.window_pattern(), count=1000))
-        for part in ("next_window", "chained", "windows_done"):
-            doomed += list(self.client.scan_iter(run.part_pattern(part), count=1000))
+        doomed = [key for shard in run.shards() for key in (shard.deliveries, shard.leases)]
+        doomed += self._scan(run.window_pattern())
+        for part in ("next_chunk", "chained", "chunks_done", "chunk_sent", "lane_progress", "progress_gate"):
+            doomed += self._scan(run.part_pattern(part))
         if for_good:
-            doomed += [run.pstats, run.merged, run.completed, run.state_updated]
+            doomed += [key for shard in run.shards() for key in (shard.lanes, shard.completed)]
         self.client.unlink(*doomed)
 
     def expire(self, run_id: str) -> bool:
@@ -75,9 +74,8 @@ class RunArchive:
         if not runs.meta().get("archived_at"):
             return False
         run = keys.RunKeys(run_id)
-        dropped = int(
-            self.client.unlink(run.manifest, run.image_failures, run.failed, run.completed, run.state_updated)
-        )
+        doomed = [key for shard in run.shards() for key in shard.all()]
+        dropped = int(self.client.unlink(*doomed))
         self.client.hset(runs.meta_key, "records", "archived")
         return bool(dropped)
 
@@ -96,15 +94,20 @@ class RunArchive:
     def forget(self, run_id: str) -> None:
         """Remove the run from Redis and its records from the store (its images stay: they are shared)."""
         run = keys.RunKeys(run_id)
-        doomed = list(self.client.scan_iter(run.part_pattern("*"), count=1000))
-        if doomed:
-            self.client.unlink(*doomed)
+        doomed = [key for shard in run.shards() for key in shard.all()]
+        doomed += self._scan(run.part_pattern("*")) + self._scan(run.window_pattern())
+        self.client.unlink(*doomed)
         self.client.zrem(keys.RUNS, run_id)
+        self.client.srem(keys.ACTIVE, run_id)
         for key in [archive_key(run_id, name) for name in ARCHIVES] + [f"metadata/runs/{run_id}/result.json"]:
             try:
                 self.store.delete(key)
             except StoreError:
                 continue
+
+    def _scan(self, pattern: str) -> list[str]:
+        """Keys matching ``pattern`` on every node (a Redis Cluster's SCAN covers one node at a time)."""
+        return [key for node in primaries(self.client) for key in node.scan_iter(pattern, count=1000)]
 
     def rows(self, run_id: str, name: str) -> Iterator[dict[str, Any]]:
         """The archived records of a run (``manifest`` or ``failures``)."""

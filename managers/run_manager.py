@@ -1,13 +1,17 @@
-"""A run in Redis: its metadata, its chord windows, merged stats, and the final ExtractionResult.
+"""A run in Redis: its metadata, its windows and lanes' chunks, its counters, and the final ExtractionResult.
 
-Stats merge by property: the run keeps the counters it last merged for each property and adds
-only the difference, so a redelivered task, a callback that runs twice, or a failed property
-that later succeeds on resume is never counted twice.
+Stats merge by property and lane as each lane records (``managers.lane_recorder``): the shard keeps
+the counters it last merged for each, and adds only the difference, so a redelivered task or a failed
+lane that later succeeds on resume is never counted twice. The run's counters are the sum over shards.
+
+Each lane (source) walks the run's windows in chunks of its own size, claimed one after another by the
+chunk callbacks (``next_for``), so a slow source never holds up a fast one.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,17 +22,8 @@ from managers.extraction_stats import ExtractionResult
 from managers.state_manager import StateManager
 
 WINDOW_TTL = 30 * 24 * 3600
-
-_MERGE = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old == ARGV[2] then return 0 end
-if old then
-  for k, v in pairs(cjson.decode(old)) do redis.call('HINCRBY', KEYS[2], k, -v) end
-end
-for k, v in pairs(cjson.decode(ARGV[2])) do redis.call('HINCRBY', KEYS[2], k, v) end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
+PROGRESS_EVERY = 5.0
+"""Seconds between two progress samples (a sample sums every shard: not one per chunk of a fast lane)."""
 
 
 _CHAIN = """
@@ -40,21 +35,28 @@ return follow
 """
 
 
+@dataclass(frozen=True, slots=True)
+class LaneChunks:
+    """How one lane walks the run: ``chunk_size`` properties of a window per chunk, ``chunks`` in all."""
+
+    chunk_size: int
+    per_window: int
+    chunks: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"chunk_size": self.chunk_size, "per_window": self.per_window, "chunks": self.chunks}
+
+
 class RunManager:
-    """Everything about one run that is not per-image: meta, windows, counters, result."""
+    """Everything about one run that is not per property: meta, windows, lanes' chunks, counters, result."""
 
     def __init__(self, client: redis.Redis, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
         self.keys = run = keys.RunKeys(run_id)
         self.meta_key = run.meta
-        self.counters_key = run.counters
-        self.merged_key = run.merged
-        self.pstats_key = run.pstats
         self.result_key = run.result
         self.bad_rows_key = run.bad_rows
-        self.deliveries_key = run.deliveries
-        self._merge = client.register_script(_MERGE)
         self._chain = client.register_script(_CHAIN)
 
     # --- metadata -------------------------------------------------------------------------------
@@ -70,6 +72,11 @@ class RunManager:
     def sources(self) -> list[str]:
         return json.loads(self.client.hget(self.meta_key, "sources") or "[]")
 
+    def lanes(self) -> dict[str, LaneChunks]:
+        """Each lane's chunking in the current submission."""
+        raw = json.loads(self.client.hget(self.meta_key, "lanes") or "{}")
+        return {lane: LaneChunks(**plan) for lane, plan in raw.items()}
+
     def plan(self) -> dict[str, Any] | None:
         """How the run treats each property (``pipeline.Plan`` as JSON); None for a full backfill."""
         raw = self.client.hget(self.meta_key, "plan")
@@ -79,22 +86,15 @@ class RunManager:
         self, *, input_file: str, sources: list[str], reset: bool, extra: dict[str, Any] | None = None
     ) -> int:
         """Open a new submission (generation) of the run; ``reset`` forgets earlier progress; ``extra``
-        goes into the run's meta (values as JSON)."""
-        pipe = self.client.pipeline(transaction=True)
+        goes into the run's meta (values as JSON). Delivery counts start afresh either way."""
+        state = StateManager(self.client, self.run_id)
         if reset:
-            pipe.unlink(
-                self.counters_key,
-                self.merged_key,
-                self.pstats_key,
-                self.result_key,
-                self.bad_rows_key,
-                self.keys.manifest,
-                self.keys.image_failures,
-            )
-            StateManager(self.client, self.run_id).reset(pipe)
-            pipe.hdel(self.meta_key, "started_at")
+            state.reset()
+            self.client.unlink(self.result_key, self.bad_rows_key, self.keys.progress)
+            self.client.hdel(self.meta_key, "started_at")
+        state.clear_deliveries()
         now = _now()
-        generation_at = len(pipe.command_stack)
+        pipe = self.client.pipeline(transaction=True)
         pipe.hincrby(self.meta_key, "generation", 1)
         pipe.hsetnx(self.meta_key, "started_at", now)
         pipe.hset(
@@ -111,9 +111,9 @@ class RunManager:
             pipe.hset(self.meta_key, mapping={k: json.dumps(v, sort_keys=True) for k, v in extra.items()})
         pipe.hdel(self.meta_key, "finished_at", "records", "archived_at")
         pipe.delete(self.result_key)
-        pipe.zadd(keys.RUNS, {self.run_id: datetime.now(UTC).timestamp()})
-        replies = pipe.execute()
-        return int(replies[generation_at])
+        generation = int(pipe.execute()[0])
+        self.client.zadd(keys.RUNS, {self.run_id: datetime.now(UTC).timestamp()})
+        return generation
 
     def write_window(self, generation: int, index: int, properties: list[dict[str, Any]]) -> None:
         self.client.set(self.keys.window(generation, index), json.dumps(properties), ex=WINDOW_TTL)
@@ -129,11 +129,12 @@ class RunManager:
         total_properties: int,
         skipped: int,
         windows: int,
+        lanes: dict[str, LaneChunks],
         in_flight: int,
         bad_rows: list[dict[str, Any]],
         deferred: int = 0,
     ) -> None:
-        """Record the submission's size; the first ``in_flight`` windows are the caller's to send."""
+        """Record the submission's size; each lane's first ``in_flight`` chunks are the caller's to send."""
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(
             self.meta_key,
@@ -142,93 +143,106 @@ class RunManager:
                 "properties_skipped": skipped,
                 "properties_deferred": deferred,
                 "windows": windows,
+                "lanes": json.dumps({lane: plan.to_dict() for lane, plan in lanes.items()}, sort_keys=True),
                 "bad_rows": len(bad_rows),
                 "status": "running",
             },
         )
-        pipe.set(self.keys.next_window(generation), min(in_flight, windows))
+        for lane, plan in lanes.items():
+            pipe.set(self.keys.next_chunk(generation, lane), min(in_flight, plan.chunks))
         pipe.delete(self.bad_rows_key)
         for row in bad_rows[:1000]:
             pipe.rpush(self.bad_rows_key, json.dumps(row, sort_keys=True))
         pipe.execute()
+        self.client.sadd(keys.ACTIVE, self.run_id)
 
-    def next_for(self, generation: int, index: int) -> int | None:
-        """The window that window ``index``'s callback sends next: claimed once, the same on a rerun."""
-        follow = int(self._chain(keys=[self.keys.chained(generation), self.keys.next_window(generation)], args=[index]))
-        return follow if follow < self.window_count() else None
+    def next_for(self, generation: int, lane: str, chunk: int) -> int | None:
+        """The chunk of ``lane`` that chunk ``chunk``'s callback sends next: claimed once, the same on a rerun."""
+        follow = int(
+            self._chain(
+                keys=[self.keys.chained(generation, lane), self.keys.next_chunk(generation, lane)], args=[chunk]
+            )
+        )
+        plan = self.lanes().get(lane)
+        return follow if plan is not None and follow < plan.chunks else None
 
     def window_count(self) -> int:
         return int(self.client.hget(self.meta_key, "windows") or 0)
 
-    def sent_windows(self, generation: int) -> int:
-        """How many windows of the submission have been claimed for sending (a prefix)."""
-        sent = int(self.client.get(self.keys.next_window(generation)) or 0)
-        return min(sent, self.window_count())
+    def sent_chunks(self, generation: int, lane: str) -> int:
+        """How many chunks of ``lane`` have been claimed for sending (a prefix)."""
+        sent = int(self.client.get(self.keys.next_chunk(generation, lane)) or 0)
+        plan = self.lanes().get(lane)
+        return min(sent, plan.chunks if plan else 0)
 
-    def done_windows(self, generation: int) -> set[int]:
-        return {int(i) for i in self.client.smembers(self.keys.windows_done(generation))}
+    def done_chunks(self, generation: int, lane: str) -> set[int]:
+        return {int(i) for i in self.client.smembers(self.keys.chunks_done(generation, lane))}
 
-    def mark_window_done(self, generation: int, index: int) -> bool:
-        """Record that window ``index`` is merged and chained; True the first time."""
-        return bool(self.client.sadd(self.keys.windows_done(generation), index))
+    def mark_chunk_sent(self, generation: int, lane: str, chunk: int, at: float) -> None:
+        self.client.hset(self.keys.chunk_sent(generation, lane), str(chunk), f"{at:.3f}")
 
-    def all_windows_done(self, generation: int) -> bool:
-        done = int(self.client.scard(self.keys.windows_done(generation)))
-        return done >= self.window_count()
+    def chunk_sent_at(self, generation: int, lane: str) -> dict[int, float]:
+        return {int(k): float(v) for k, v in self.client.hgetall(self.keys.chunk_sent(generation, lane)).items()}
+
+    def mark_chunk_done(self, generation: int, lane: str, chunk: int) -> bool:
+        """Record that chunk ``chunk`` of ``lane`` is done and chained; True the first time."""
+        return bool(self.client.sadd(self.keys.chunks_done(generation, lane), chunk))
+
+    def lanes_done(self, generation: int) -> dict[str, tuple[int, int]]:
+        """lane -> (chunks done, chunks): how far each lane has walked."""
+        plans = self.lanes()
+        pipe = self.client.pipeline(transaction=False)
+        for lane in plans:
+            pipe.scard(self.keys.chunks_done(generation, lane))
+        counts = pipe.execute() if plans else []
+        return {lane: (int(n), plan.chunks) for (lane, plan), n in zip(plans.items(), counts, strict=True)}
+
+    def all_lanes_done(self, generation: int) -> bool:
+        return all(done >= total for done, total in self.lanes_done(generation).values())
 
     def is_finished(self, generation: int) -> bool:
         meta = self.client.hmget(self.meta_key, "status", "finished_generation")
         return meta[0] == "finished" and meta[1] == str(generation)
 
+    def touch_lane(self, lane: str, at: float) -> None:
+        """A property recorded in ``lane``: the lane is alive (the reconciler leaves it alone)."""
+        self.client.hset(self.keys.lane_progress, lane, f"{at:.3f}")
+
+    def lane_progress(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.client.hgetall(self.keys.lane_progress).items()}
+
     # --- stats ----------------------------------------------------------------------------------
-    def record_property_stats(self, pipe: redis.client.Pipeline, property_id: str, counters: dict[str, int]) -> None:
-        """The counters of a property's latest attempt, for a callback that lacks its result.
-
-        Recording an outcome also clears the property's delivery count: only tasks killed before
-        they recorded anything (SIGKILL, out of memory) add up to "poison".
-        """
-        pipe.hset(self.pstats_key, property_id, json.dumps(counters, sort_keys=True))
-        pipe.hdel(self.deliveries_key, property_id)
-
-    def property_stats(self, property_ids: list[str]) -> dict[str, dict[str, int]]:
-        if not property_ids:
-            return {}
-        raw = self.client.hmget(self.pstats_key, property_ids)
-        return {pid: json.loads(r) for pid, r in zip(property_ids, raw, strict=True) if r}
-
-    def merge(self, stats: dict[str, dict[str, int]]) -> int:
-        """Merge per-property counters into the run's; returns how many properties changed."""
-        pipe = self.client.pipeline(transaction=False)
-        for pid, counters in stats.items():
-            self._merge(
-                keys=[self.merged_key, self.counters_key], args=[pid, json.dumps(counters, sort_keys=True)], client=pipe
-            )
-        return sum(int(x) for x in pipe.execute())
-
-    def record_progress(self, window: int) -> None:
-        """A sample of the run's totals as a window finishes: throughput and failures over time, for the
-        report's plots (one sample a window: a thousand for a million properties)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.time()
-        pipe.hgetall(self.counters_key)
-        pipe.scard(self.keys.completed)
-        pipe.hlen(self.keys.failed)
-        (seconds, micros), counters, completed, failed = pipe.execute()
+    def record_progress(self, *, force: bool = False) -> bool:
+        """A sample of the run's totals, at most every ``PROGRESS_EVERY`` seconds: throughput and failures
+        over time, for the report's plots. Returns whether a sample was taken."""
+        gate = self.keys.progress_gate
+        if not force and not self.client.set(gate, "1", nx=True, px=int(PROGRESS_EVERY * 1000)):
+            return False
+        seconds, micros = self.client.time()
+        summary = StateManager(self.client, self.run_id).summary()
         sample = {
             "t": seconds + micros / 1e6,
-            "window": window,
-            "completed": completed,
-            "failed": failed,
-            "counters": {k: int(v) for k, v in counters.items()},
+            "completed": summary.completed,
+            "failed": summary.failed,
+            "counters": self.counters(),
         }
         self.client.rpush(self.keys.progress, json.dumps(sample, sort_keys=True, separators=(",", ":")))
+        return True
 
     def progress(self) -> list[dict[str, Any]]:
         """The run's progress samples, oldest first (see ``record_progress``)."""
         return [json.loads(raw) for raw in self.client.lrange(self.keys.progress, 0, -1)]
 
     def counters(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.client.hgetall(self.counters_key).items()}
+        """The run's merged counters: the sum of its shards'."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            pipe.hgetall(shard.counters)
+        total: dict[str, int] = {}
+        for part in pipe.execute():
+            for name, value in part.items():
+                total[name] = total.get(name, 0) + int(value)
+        return {name: value for name, value in total.items() if value}
 
     # --- result ---------------------------------------------------------------------------------
     def current_result(self) -> ExtractionResult:
@@ -263,6 +277,7 @@ class RunManager:
         pipe.set(self.result_key, json.dumps(result, sort_keys=True))
         pipe.hset(self.meta_key, mapping={"status": "finished", "finished_generation": generation})
         pipe.execute()
+        self.client.srem(keys.ACTIVE, self.run_id)
 
     def result(self) -> dict[str, Any]:
         """The final result once the run finished (its records may have left Redis), else the one so far."""

@@ -1,9 +1,11 @@
 """Durable snapshots of Redis in the store, and the restore that rebuilds an empty Redis from them.
 
-Each window callback writes what its window changed (its properties' state, manifest rows, stats
-and the index records they point at) as one JSON-lines file ``metadata/snapshots/<seq>-...jsonl``;
-``homeshots snapshot`` writes everything (``...-full.jsonl``). A restore applies the last full
-snapshot and every later file in order, so a lost Redis costs at most the windows in flight.
+Each chunk callback writes what its chunk changed (its properties' state, and per lane their outcome,
+manifest rows, failures and stats, plus the index records they point at) as one JSON-lines file
+``metadata/snapshots/<seq>-...jsonl``; ``homeshots snapshot`` writes everything (``...-full.jsonl``).
+A restore applies the last full snapshot and every later file in order, so a lost Redis costs at most
+the chunks in flight. Counters are not restored as such: each shard's are summed again from the
+counters each lane recorded, so they agree with the restored records exactly.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from managers import keys
 from managers.deduplicator import ImageDeduplicator, ImageRecord
 from managers.manifest_manager import ManifestManager
 from managers.run_manager import RunManager
-from managers.state_manager import StateManager
+from managers.state_manager import LaneOutcome, StateManager
 
 PREFIX = "metadata/snapshots/"
 
@@ -34,12 +36,17 @@ class SnapshotManager:
         self.store = store
 
     # --- writing ----------------------------------------------------------------------------------
-    def write_window(self, run_id: str, property_ids: list[str]) -> str:
-        """What one window changed: O(window), whatever the size of the run or corpus."""
+    def write_chunk(self, run_id: str, property_ids: list[str]) -> str:
+        """What one chunk changed: O(chunk), whatever the size of the run or corpus."""
         lines = [self._run_line(run_id), *self._property_lines(run_id, property_ids)]
-        clusters = {row.get("duplicate_of") or row["sha256"] for line in lines[1:] for row in line["manifest"]}
+        clusters = {
+            row.get("duplicate_of") or row["sha256"]
+            for line in lines[1:]
+            for lane in line["lanes"].values()
+            for row in lane["rows"]
+        }
         lines += self._image_lines(sorted(clusters))
-        return self._put(f"{run_id}-window", lines)
+        return self._put(f"{run_id}-chunk", lines)
 
     def write_run(self, run_id: str) -> str:
         return self._put(f"{run_id}-run", [self._run_line(run_id)])
@@ -50,10 +57,11 @@ class SnapshotManager:
         def lines() -> Iterator[dict[str, Any]]:
             for run_id in self.client.zrange(keys.RUNS, 0, -1):
                 yield self._run_line(run_id)
-                run = keys.RunKeys(run_id)
-                ids: set[str] = set(self.client.sscan_iter(run.completed, count=1000))
-                ids |= set(self.client.hkeys(run.failed))
-                ids |= set(self.client.hkeys(run.manifest))
+                ids: set[str] = set()
+                for shard in keys.RunKeys(run_id).shards():
+                    ids |= set(self.client.sscan_iter(shard.completed, count=1000))
+                    ids |= set(self.client.hkeys(shard.failed))
+                    ids |= {keys.split_lane_field(f)[0] for f in self.client.hkeys(shard.lanes)}
                 ordered = sorted(ids)
                 for start in range(0, len(ordered), 1000):
                     yield from self._property_lines(run_id, ordered[start : start + 1000])
@@ -91,29 +99,46 @@ class SnapshotManager:
     def _property_lines(self, run_id: str, property_ids: list[str]) -> list[dict[str, Any]]:
         if not property_ids:
             return []
+        lanes = RunManager(self.client, run_id).sources()
         state = StateManager(self.client, run_id)
-        rows = ManifestManager(self.client, run_id).for_properties(property_ids)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.smismember(state.completed_key, property_ids)
-        pipe.hmget(state.failed_key, property_ids)
+        terminal = self._terminal(run_id, property_ids)
+        rows = ManifestManager(self.client, run_id).for_properties(property_ids, lanes)
+        outcomes = {lane: state.lane_outcomes(property_ids, lane) for lane in lanes}
+        lines = []
+        for pid in property_ids:
+            recorded = {}
+            for lane in lanes:
+                outcome = outcomes[lane].get(pid)
+                if outcome is None:
+                    continue
+                lane_rows, lane_failures = rows.get(pid, {}).get(lane, ([], []))
+                recorded[lane] = {"outcome": outcome.stored(), "rows": lane_rows, "failures": lane_failures}
+            completed, failed = terminal.get(pid, (False, None))
+            lines.append(
+                {
+                    "type": "property",
+                    "run_id": run_id,
+                    "property_id": pid,
+                    "completed": completed,
+                    "failed": failed,
+                    "lanes": recorded,
+                }
+            )
+        return lines
+
+    def _terminal(self, run_id: str, property_ids: list[str]) -> dict[str, tuple[bool, dict[str, Any] | None]]:
         run = keys.RunKeys(run_id)
-        pipe.hmget(run.pstats, property_ids)
-        pipe.hmget(run.merged, property_ids)
-        completed, failed, pstats, merged = pipe.execute()
-        return [
-            {
-                "type": "property",
-                "run_id": run_id,
-                "property_id": pid,
-                "completed": bool(done),
-                "failed": json.loads(fail) if fail else None,
-                "manifest": rows[pid][0],
-                "image_failures": rows[pid][1],
-                "pstats": json.loads(ps) if ps else None,
-                "merged": json.loads(mg) if mg else None,
-            }
-            for pid, done, fail, ps, mg in zip(property_ids, completed, failed, pstats, merged, strict=True)
-        ]
+        groups = keys.by_shard(property_ids)
+        pipe = self.client.pipeline(transaction=False)
+        for shard, ids in groups.items():
+            pipe.smismember(run.shard(shard).completed, ids)
+            pipe.hmget(run.shard(shard).failed, ids)
+        replies = pipe.execute() if groups else []
+        out = {}
+        for i, ids in enumerate(groups.values()):
+            for pid, done, fail in zip(ids, replies[2 * i], replies[2 * i + 1], strict=True):
+                out[pid] = (bool(done), json.loads(fail) if fail else None)
+        return out
 
     def _image_lines(self, shas: list[str]) -> list[dict[str, Any]]:
         pipe = self.client.pipeline(transaction=False)
@@ -132,6 +157,7 @@ class SnapshotManager:
         """Rebuild runs, state, manifest and index from the snapshots into this (empty) Redis."""
         counts = {"files": 0, "runs": 0, "properties": 0, "images": 0}
         last_seq = 0
+        runs: set[str] = set()
         for key in self.files_to_restore():
             counts["files"] += 1
             last_seq = max(last_seq, int(key.removeprefix(PREFIX).split("-", 1)[0]))
@@ -141,6 +167,7 @@ class SnapshotManager:
                 line = json.loads(raw)
                 if line["type"] == "run":
                     counts["runs"] += 1
+                    runs.add(line["run_id"])
                     self._apply_run(pipe, line)
                 elif line["type"] == "property":
                     counts["properties"] += 1
@@ -149,8 +176,21 @@ class SnapshotManager:
                     records.append(ImageRecord.from_redis(line["record"]))
             pipe.execute()
             counts["images"] += dedup.bulk_load(records)
+        for run_id in runs:
+            self._recount(run_id)
         self.client.set(keys.SNAPSHOT_SEQ, last_seq)
         return counts
+
+    def _recount(self, run_id: str) -> None:
+        """Each shard's counters, summed again from the counters each lane recorded."""
+        for shard in keys.RunKeys(run_id).shards():
+            total: dict[str, int] = {}
+            for _, raw in self.client.hscan_iter(shard.lanes, count=1000):
+                for name, value in (LaneOutcome.decode(raw).counters or {}).items():
+                    total[name] = total.get(name, 0) + int(value)
+            self.client.delete(shard.counters)
+            if total:
+                self.client.hset(shard.counters, mapping=total)
 
     def _apply_run(self, pipe: redis.client.Pipeline, line: dict[str, Any]) -> None:
         run_id, meta = line["run_id"], dict(line["meta"])
@@ -158,9 +198,6 @@ class SnapshotManager:
             meta["status"] = "interrupted"  # its queue is gone: resume with `homeshots backfill ... --run-id`
         runs = RunManager(self.client, run_id)
         pipe.hset(runs.meta_key, mapping=meta)
-        pipe.delete(runs.counters_key)
-        if line["counters"]:
-            pipe.hset(runs.counters_key, mapping=line["counters"])
         if line.get("result"):
             pipe.set(runs.result_key, json.dumps(line["result"], sort_keys=True))
         pipe.delete(runs.bad_rows_key)
@@ -175,11 +212,12 @@ class SnapshotManager:
             state.mark_completed(pipe, pid)
         elif line["failed"]:
             state.mark_failed(pipe, pid, line["failed"])
-        manifest = ManifestManager(self.client, run_id)
-        pipe.hset(manifest.key, pid, json.dumps(line["manifest"], sort_keys=True))
-        if line["image_failures"]:
-            pipe.hset(manifest.failures_key, pid, json.dumps(line["image_failures"], sort_keys=True))
-        run = keys.RunKeys(run_id)
-        for key, value in ((run.pstats, line["pstats"]), (run.merged, line["merged"])):
-            if value is not None:
-                pipe.hset(key, pid, json.dumps(value, sort_keys=True))
+        shard = keys.RunKeys(run_id).of(pid)
+        for lane, recorded in line.get("lanes", {}).items():
+            field = keys.lane_field(pid, lane)
+            pipe.hset(shard.lanes, field, recorded["outcome"])
+            for key, value in ((shard.manifest, recorded["rows"]), (shard.image_failures, recorded["failures"])):
+                if value:
+                    pipe.hset(key, field, json.dumps(value, sort_keys=True))
+                else:
+                    pipe.hdel(key, field)

@@ -27,15 +27,15 @@ from homeshots.core.errors import ConfigError, HomeshotsError
 from homeshots.core.inputs import BadRow, read_properties
 from homeshots.core.models import Property
 from homeshots.core.settings import Settings, get_settings
-from homeshots.pipeline.property_pipeline import Plan
+from homeshots.pipeline.lane_pipeline import Plan
 from homeshots.pipeline.worker_context import get_context
 from homeshots.sources.mls import MlsExtractor
-from homeshots.sources.redfin import property_id_from_url
 from managers import keys
 from managers.listing_memory import ListingMemory, ListingMemoryManager
 from managers.run_manager import RunManager
 from managers.source_limiter import SourceLimiter
 from managers.state_manager import chunked
+from tasks.lanes import request_cost
 from tasks.submission import Submission, submit_run
 
 NEVER_VISITED = 1e12
@@ -87,7 +87,10 @@ async def _replicate(client: redis.Redis, settings: Settings) -> Replication:
                 out.changed += len(page)
                 if not page:
                     continue
-                tracked = client.smismember(keys.MLS_TRACKED, [c.listing_key for c in page])
+                check = client.pipeline(transaction=False)
+                for change in page:
+                    check.sismember(keys.mls_tracked(change.listing_key), change.listing_key)
+                tracked = check.execute()
                 pipe = client.pipeline(transaction=False)
                 for change, ours in zip(page, tracked, strict=True):
                     if ours:
@@ -111,17 +114,6 @@ def replicate_mls(client: redis.Redis, settings: Settings) -> Replication:
 # --- planning ------------------------------------------------------------------------------------
 
 
-def request_cost(source: str, prop: Property, memory: ListingMemory | None, replicated: bool) -> int:
-    """API requests a visit of ``source`` costs for ``prop`` (photo downloads go to CDNs, not budgeted)."""
-    if source == "mls":
-        return 0 if replicated and memory is not None and memory.listing_key else 1
-    if source == "zillow":
-        return 1 if prop.zpid else 2  # an address search redirects to the home page
-    if source == "redfin":
-        return 1 if property_id_from_url(prop.redfin_url) else 2
-    return 3 if prop.apn else 4  # maricopa: (search,) parcel, sketches
-
-
 def priority(memory: ListingMemory | None, today: date) -> float:
     """Most stale and most likely to change first (an adaptive revisit schedule, as Nutch's)."""
     if memory is None:
@@ -138,6 +130,8 @@ class NightPlan:
     hours: float
     budgets: dict[str, int] = field(default_factory=dict)
     visit: dict[str, np.ndarray] = field(default_factory=dict)
+    applies: dict[str, np.ndarray] = field(default_factory=dict)
+    """Rows whose ``sources`` column (if any) names the source."""
     used: dict[str, int] = field(default_factory=dict)
 
     def choose(self, number: int, _prop: Property) -> list[str] | None:
@@ -152,7 +146,7 @@ class NightPlan:
                     "budget": self.budgets[s],
                     "requests_planned": self.used[s],
                     "visited": int(self.visit[s].sum()),
-                    "deferred": int((~self.visit[s]).sum()),
+                    "deferred": int((self.applies[s] & ~self.visit[s]).sum()),
                 }
                 for s in self.sources
             },
@@ -175,13 +169,16 @@ def plan_night(
     memory = ListingMemoryManager(client)
     priorities: dict[str, list[float]] = {s: [] for s in sources}
     costs: dict[str, list[int]] = {s: [] for s in sources}
+    applies: dict[str, list[bool]] = {s: [] for s in sources}
     for batch in chunked(_valid(path, skip_bad_rows), 1000):  # type: ignore[arg-type]
         remembered = memory.get_many(p.property_id for p in batch)
         for prop in batch:
             for source in sources:
                 known = remembered[prop.property_id].get(source)
-                priorities[source].append(priority(known, today))
-                costs[source].append(request_cost(source, prop, known, replicated and source == "mls"))
+                fits = not prop.sources or source in prop.sources
+                applies[source].append(fits)
+                priorities[source].append(priority(known, today) if fits else -1.0)
+                costs[source].append(request_cost(source, prop, known, replicated and source == "mls") if fits else 0)
     plan = NightPlan(sources, hours)
     for source in sources:
         budget = int(settings.policy(source).rate * hours * 3600)
@@ -190,6 +187,8 @@ def plan_night(
         fits = np.cumsum(cost) <= budget
         visit = np.zeros(len(cost), dtype=bool)
         visit[order[fits]] = True
+        plan.applies[source] = np.asarray(applies[source], dtype=bool)
+        visit &= plan.applies[source]
         plan.budgets[source], plan.visit[source] = budget, visit
         plan.used[source] = int(cost[fits].sum())
     return plan

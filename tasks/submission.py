@@ -1,4 +1,4 @@
-"""Submitting a backfill: validate the whole file, write windows to Redis, send the first ones.
+"""Submitting a backfill: validate the whole file, write windows to Redis, send each lane's first chunks.
 
 Nothing is sent until every row has been read, so a bad row stops the run before any work
 starts (or is recorded, with ``--skip-bad-rows``). Completed properties are skipped here in
@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from homeshots.core.errors import ConfigError
 from homeshots.core.inputs import BadRow, read_properties
 from homeshots.core.models import Property
 from homeshots.core.settings import Settings
@@ -22,7 +23,8 @@ from homeshots.storage import open_store
 from managers import keys
 from managers.run_manager import RunManager
 from managers.state_manager import StateManager, chunked
-from tasks.window import finalize_run, submit_window
+from tasks.chunks import finalize_run, submit_chunk
+from tasks.lanes import chunk_members, chunk_slice, plan_lanes
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def submit_backfill(
     resume: bool,
     skip_bad_rows: bool,
 ) -> Submission:
-    """Register a full run and send its first windows; the windows' callbacks send the rest."""
+    """Register a full run and send each lane's first chunks; the chunks' callbacks send the rest."""
     return submit_run(
         client, settings, path, run_id=run_id, sources=sources, resume=resume, skip_bad_rows=skip_bad_rows
     )
@@ -79,10 +81,12 @@ def submit_run(
     choose: Choose | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Submission:
-    """Register the run (``meta`` adds to its record, e.g. a nightly plan) and send its first windows.
+    """Register the run (``meta`` adds to its record, e.g. a nightly plan) and send each lane's first chunks.
 
     ``choose`` names the sources each property is visited with; a property it defers is not sent.
     """
+    if not keys.RUN_ID.match(run_id):
+        raise ConfigError(f"run id {run_id!r}: use 1-100 of letters, digits and . _ : -")
     runs = RunManager(client, run_id)
     state = StateManager(client, run_id)
     generation = runs.start_submission(input_file=str(path), sources=sources, reset=not resume, extra=meta)
@@ -106,13 +110,18 @@ def submit_run(
                 if prop.property_id in done:
                     continue
                 item = prop.to_dict()
-                if choose is not None:
-                    visit = choose(number, prop)
-                    if not visit:
-                        deferred += 1
+                item.pop("sources", None)  # the row's choice becomes the property's lanes below
+                visit = choose(number, prop) if choose is not None else sources
+                if not visit:
+                    deferred += 1
+                    continue
+                if prop.sources is not None:
+                    visit = [s for s in visit if s in prop.sources]
+                    if not visit:  # the row names none of this run's sources: nothing to do here
+                        skipped += 1
                         continue
-                    if visit != sources:
-                        item["sources"] = visit
+                if visit != sources:
+                    item["sources"] = visit
                 window.append(item)
                 if len(window) >= settings.window_size:
                     windows = _write(runs, generation, windows, window, first, settings.windows_in_flight)
@@ -123,17 +132,22 @@ def submit_run(
         _discard_windows(client, run_id, generation, windows)
         client.hset(runs.meta_key, "status", "rejected")
         raise
+    lanes = plan_lanes(settings, sources, windows)
     runs.finish_submission(
         generation,
         total_properties=total,
         skipped=skipped,
         windows=windows,
+        lanes=lanes,
         in_flight=settings.windows_in_flight,
         bad_rows=bad,
         deferred=deferred,
     )
-    for index, properties in enumerate(first):
-        submit_window(client, run_id, generation, index, properties=properties, sources=sources)
+    for lane, plan in lanes.items():
+        for chunk in range(min(settings.windows_in_flight, plan.chunks)):
+            window = first[chunk_slice(plan, chunk)[0]]
+            members = list(chunk_members(window, plan, chunk, lane, sources))
+            submit_chunk(client, run_id, generation, lane, chunk, members=members)
     if windows == 0:
         finalize_run(runs, generation, open_store(settings))
     return Submission(run_id, generation, total, skipped, total - skipped - deferred, windows, bad, deferred)

@@ -111,9 +111,11 @@ class Cluster:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: Path | None = None
 
-    def start_worker(self, concurrency: int = 2, name: str = "w1") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, concurrency: int = 2, name: str = "w1", queues: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """A real worker (main process + prefork children) in its own process group, so a test
-        can SIGKILL the whole worker at once with ``os.killpg``."""
+        can SIGKILL the whole worker at once with ``os.killpg``; ``queues`` as ``-Q`` (default: all)."""
         assert self.logs is not None
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
@@ -131,6 +133,7 @@ class Cluster:
                 "--without-gossip",
                 "--without-mingle",
                 f"--hostname={name}@%h",
+                *(["-Q", ",".join(queues)] if queues else []),
             ],
             env=self.env,
             stdout=log,

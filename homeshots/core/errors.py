@@ -5,7 +5,8 @@ HomeshotsError                      .kind names what went wrong; .retryable foll
 ├── RetryableError                  a later attempt may succeed
 │   ├── FetchUnavailableError       timeout, lost connection, 5xx, 429 (after the HTTP stack's retries)
 │   ├── SourceUnavailableError      a source's API kept failing that way for one property
-│   └── StoreError                  the object store failed (after its own retries)
+│   ├── StoreError                  the object store failed (after its own retries)
+│   └── TokenWait                   a source's next token is not due soon: give the worker slot back
 └── PermanentError                  retrying will not help
     ├── ConfigError                 settings that cannot work
     ├── InputError                  a row of the properties file (file, row, field)
@@ -148,3 +149,15 @@ class SourceBlockedError(SourceFailedError):
     """The source refused us with its bot wall (PerimeterX page, 403 challenge)."""
 
     kind = "blocked"
+
+
+class TokenWait(RetryableError):
+    """The source's cluster-wide token bucket has no token for a while: the task gives its worker slot
+    back and comes again after ``delay`` seconds (a Celery retry with a countdown), instead of sleeping."""
+
+    kind = "token_wait"
+
+    def __init__(self, source: str, delay: float) -> None:
+        super().__init__(f"{source}: next token in {delay:.1f} s")
+        self.source = source
+        self.delay = delay

@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 from homeshots.core.addresses import normalize
 from homeshots.core.errors import InputError
 from homeshots.core.models import Property
+from homeshots.core.settings import SOURCES
 
-FIELDS = ("address", "city", "state", "zip", "apn", "mls_listing_key", "zpid", "redfin_url", "property_id")
+FIELDS = ("address", "city", "state", "zip", "apn", "mls_listing_key", "zpid", "redfin_url", "property_id", "sources")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _BOM = b"\xef\xbb\xbf"
 _APN = re.compile(r"^[0-9]{3}-?[0-9]{2}-?[0-9]{3,4}[A-Z]?$")
@@ -35,7 +36,10 @@ _PROPERTY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_LINE_BYTES = 64 * 1024
 """A line (with its line ending) longer than this is refused unread: no row needs it, and a stray
 100 MB line without a newline must not be held in memory or reach the validators."""
-MAX_LENGTH = {"address": 200, "city": 100, "apn": 20, "mls_listing_key": 64, "zpid": 20, "redfin_url": 2048}
+MAX_LENGTH = {
+    "address": 200, "city": 100, "apn": 20, "mls_listing_key": 64, "zpid": 20, "redfin_url": 2048, "sources": 100,
+}  # fmt: skip
+_SOURCE_LIST = re.compile(r"[\s,;|]+")
 """Longest value per field, in characters (state, zip and property_id have their own shapes)."""
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 """Unicode categories a value must not hold: controls, invisible format characters (zero-width, bidi
@@ -178,8 +182,14 @@ def _to_property(name: str, row: int, record: Record) -> Property:
         raise bad("redfin_url", problem)
     if v["property_id"] and not _PROPERTY_ID.match(v["property_id"]):
         raise bad("property_id", "property_id must be 1-128 of letters, digits and . _ : -")
+    chosen = None
+    if v["sources"]:
+        chosen = tuple(dict.fromkeys(s.lower() for s in _SOURCE_LIST.split(v["sources"]) if s))
+        if not chosen or any(s not in SOURCES for s in chosen):
+            raise bad("sources", f"sources must name some of {', '.join(SOURCES)}")
+    v.pop("sources")
     pid = v.pop("property_id") or derive_property_id(v["address"], v["city"], v["state"], v["zip"])
-    return Property(property_id=pid, **v)  # type: ignore[arg-type]
+    return Property(property_id=pid, sources=chosen, **v)  # type: ignore[arg-type]
 
 
 def _lines(fh: BinaryIO) -> Iterator[bytes | None]:

@@ -36,6 +36,8 @@ class Property:
     mls_listing_key: str | None = None
     zpid: str | None = None
     redfin_url: str | None = None
+    sources: tuple[str, ...] | None = None
+    """The row's own choice of sources (its ``sources`` column): a run visits it with these of its sources."""
 
     @property
     def full_address(self) -> str:
@@ -48,12 +50,18 @@ class Property:
 
         Not ``dataclasses.asdict``: it deep-copies every field, 14x slower on a 100k-row submission.
         """
-        return {name: value for name in _PROPERTY_FIELDS if (value := getattr(self, name)) is not None}
+        out = {name: value for name in _PROPERTY_FIELDS if (value := getattr(self, name)) is not None}
+        if self.sources is not None:
+            out["sources"] = list(self.sources)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Property:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if values.get("sources") is not None:
+            values["sources"] = tuple(values["sources"])
+        return cls(**values)
 
 
 _PROPERTY_FIELDS = tuple(f.name for f in fields(Property))

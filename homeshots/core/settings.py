@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     """When (HH:MM, UTC) the beat schedule submits the night."""
     night_hours: float = Field(8.0, gt=0, le=24)
     """The length of a night (``homeshots nightly --hours``): each source's request budget is its rate times this."""
+    lane_chunk_seconds: float = Field(60.0, gt=0)
+    """Seconds of a source's requests (at its rate) in one chunk of its lane: a slow source gets small chunks,
+    so it never has more than ``windows_in_flight`` chunks (a few minutes of its tokens) queued."""
+    token_wait_max: float = Field(2.0, ge=0)
+    """Longest a task waits for a source's token in its worker slot; a longer wait gives the slot back (a
+    retry with a countdown, the tokens reserved for it)."""
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    """How often a worker says it is alive; one silent for 3x this is lost and its tasks are sent again."""
+    reconcile_seconds: float = Field(30.0, gt=0)
+    """How often the workers look for lost work (one of them at a time, under a Redis lock)."""
     stall_seconds: float = Field(120, gt=0)
     """``--wait`` runs the reconciler (as ``homeshots resume``) after this long without progress."""
 
@@ -255,6 +265,16 @@ class Settings(BaseSettings):
         """Seconds one property may take; pending images then fail as ``deadline`` and what was collected
         is recorded, well before the task's soft time limit."""
         return max(5.0, self.task_soft_time_limit - 45.0)
+
+    @property
+    def reservation_horizon(self) -> float:
+        """How far ahead a lane task may reserve its source's tokens (its chunks in flight, and one more)."""
+        return self.lane_chunk_seconds * (self.windows_in_flight + 1)
+
+    @property
+    def lost_after(self) -> float:
+        """Seconds without progress after which a lane's unstarted tasks count as lost and are sent again."""
+        return max(self.stall_seconds, 3 * self.heartbeat_seconds)
 
     @property
     def effective_visibility_timeout(self) -> int:

@@ -124,14 +124,14 @@ def nightly(
 @click.argument("run_id")
 @click.option("--wait/--no-wait", default=True, help="Show progress until the run result is written.")
 def resume(run_id: str, wait: bool) -> None:
-    """Finish RUN_ID: re-send lost window callbacks and vanished windows, finalize if due."""
+    """Finish RUN_ID now: re-send its lost tasks and chunk callbacks, finalize if due."""
     if not wait and not get_settings().redis_url:
         raise click.UsageError("--no-wait needs HOMESHOTS_REDIS_URL: embedded workers stop when this command ends")
     with open_session(workers=True) as session:
-        fixed = reconcile(session.client, run_id)
+        fixed = reconcile(session.client, run_id, force=True)
         console.print(
-            f"run {run_id}: re-sent callbacks of windows {fixed.callbacks_sent or '-'}, "
-            f"windows {fixed.windows_resent or '-'}" + (", finalized" if fixed.finalized else "")
+            f"run {run_id}: re-sent {len(fixed.tasks_resent)} lane tasks, callbacks of chunks "
+            f"{', '.join(fixed.callbacks_sent) or '-'}" + (", finalized" if fixed.finalized else "")
         )
         if wait:
             wait_for_run(session, run_id)

@@ -30,4 +30,4 @@ def metrics(address: str, port: int) -> None:
     if not settings.redis_url:
         raise click.UsageError("the metrics exporter needs HOMESHOTS_REDIS_URL")
     console.print(f"metrics on http://{address}:{port}/metrics")
-    serve_metrics(connect(settings.redis_url), settings, address, port)
+    serve_metrics(connect(settings.redis_url, cluster=settings.redis_cluster), settings, address, port)

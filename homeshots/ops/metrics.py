@@ -61,6 +61,7 @@ from redis.retry import Retry
 from celery_app.app import app
 from homeshots.core.settings import SOURCES, Settings
 from managers import keys
+from managers.connection import primaries
 from managers.extraction_stats import SOURCE_FIELDS
 from managers.request_metrics import LATENCY_BUCKETS
 from managers.run_manager import RunManager
@@ -123,19 +124,15 @@ class HomeshotsCollector(Collector):
     # --- all runs: the outstanding work -------------------------------------------------------------
     def _active(self) -> Iterator[GaugeMetricFamily]:
         """Remaining properties of every running run (not only the recent ones): what KEDA scales on."""
-        run_ids = self.client.zrange(keys.RUNS, 0, -1)
+        run_ids = sorted(self.client.smembers(keys.ACTIVE))
         pipe = self.client.pipeline(transaction=False)
         for run_id in run_ids:
             pipe.hmget(keys.RunKeys(run_id).meta, "status", "total_properties", "properties_deferred")
         active = [(run_id, meta) for run_id, meta in zip(run_ids, pipe.execute(), strict=True) if meta[0] in ACTIVE]
-        for run_id, _ in active:
-            run = keys.RunKeys(run_id)
-            pipe.scard(run.completed)
-            pipe.hlen(run.failed)
-        done = pipe.execute()
         remaining = 0
-        for i, (_, (_, total, deferred)) in enumerate(active):
-            remaining += max(0, int(total or 0) - int(deferred or 0) - int(done[2 * i]) - int(done[2 * i + 1]))
+        for run_id, (_, total, deferred) in active:
+            summary = StateManager(self.client, run_id).summary()
+            remaining += max(0, int(total or 0) - int(deferred or 0) - summary.completed - summary.failed)
         yield GaugeMetricFamily(
             "homeshots_remaining_properties", "Properties still to do in all running runs", value=float(remaining)
         )
@@ -251,12 +248,16 @@ class HomeshotsCollector(Collector):
 
     # --- Redis itself -------------------------------------------------------------------------------
     def _redis_memory(self) -> Iterator[GaugeMetricFamily]:
-        info = self.client.info("memory")
-        yield GaugeMetricFamily(
-            "homeshots_redis_memory_used_bytes", "Redis used_memory", value=float(info.get("used_memory", 0))
+        nodes = [node.info("memory") for node in primaries(self.client)]
+        used = sum(float(info.get("used_memory", 0)) for info in nodes)
+        limit = sum(float(info.get("maxmemory", 0)) for info in nodes)
+        yield GaugeMetricFamily("homeshots_redis_memory_used_bytes", "Redis used_memory (all nodes)", value=used)
+        yield GaugeMetricFamily("homeshots_redis_memory_max_bytes", "Redis maxmemory (0: no limit)", value=limit)
+        fullest = max(
+            (float(i.get("used_memory", 0)) / float(i["maxmemory"]) for i in nodes if i.get("maxmemory")), default=0
         )
         yield GaugeMetricFamily(
-            "homeshots_redis_memory_max_bytes", "Redis maxmemory (0: no limit)", value=float(info.get("maxmemory", 0))
+            "homeshots_redis_memory_fullest_ratio", "used/maxmemory of the fullest node (0: no limit)", value=fullest
         )
 
 

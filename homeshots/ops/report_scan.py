@@ -50,8 +50,11 @@ def sample_rank(property_id: str) -> int:
 def manifest_groups(client: redis.Redis, store: Store, run_id: str, archived: bool) -> Iterator[tuple[str, list[dict]]]:
     """(property id, its rows) for every property with manifest rows, streamed."""
     if not archived:
-        for pid, raw in client.hscan_iter(ManifestManager(client, run_id).key, count=500):
-            yield pid, json.loads(raw)
+        for shard in keys.RunKeys(run_id).shards():  # a shard holds a few hundred properties of a 100k run
+            grouped: dict[str, list[dict]] = {}
+            for field, raw in client.hscan_iter(shard.manifest, count=500):
+                grouped.setdefault(keys.split_lane_field(field)[0], []).extend(json.loads(raw))
+            yield from grouped.items()
         return
     pid, rows = None, []  # the archive writes a property's rows together
     for row in archive_rows(store, run_id, "manifest"):

@@ -45,20 +45,23 @@ def wait_for_run(session: Session, run_id: str) -> None:
         while runs.meta().get("status") != "finished":
             summary = state.summary()
             stored = runs.counters().get(STORED, 0)
+            lanes = runs.lanes_done(runs.generation())
+            walked = " ".join(f"{lane} {done}/{chunks}" for lane, (done, chunks) in lanes.items())
             progress.update(
                 bar,
                 completed=min(total, summary.completed + summary.failed),
-                detail=f"failed {summary.failed}, images stored {stored}",
+                detail=f"failed {summary.failed}, images stored {stored}, chunks {walked}",
             )
-            marker = (summary.completed, summary.failed, len(runs.done_windows(runs.generation())))
+            marker = (summary.completed, summary.failed, stored, tuple(lanes.values()))
             if marker != last_progress:
                 last_progress, last_change = marker, time.monotonic()
             elif time.monotonic() - last_change > session.settings.stall_seconds:
+                # The workers reconcile by themselves; this covers a cluster whose workers all died.
                 fixed = reconcile(client, run_id)
                 if fixed.anything:
                     progress.console.print(
                         f"no progress for {session.settings.stall_seconds:.0f}s: re-sent "
-                        f"callbacks {fixed.callbacks_sent}, windows {fixed.windows_resent}"
+                        f"{len(fixed.tasks_resent)} tasks and callbacks of chunks {fixed.callbacks_sent or '-'}"
                     )
                 last_change = time.monotonic()
             if workers is not None and not workers.alive():

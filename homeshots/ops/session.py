@@ -40,7 +40,7 @@ def open_session(*, workers: bool) -> Iterator[Session]:
     """Connect to the configured Redis, or start the embedded one (and local workers)."""
     settings = get_settings()
     if settings.redis_url:
-        yield Session(settings, connect(settings.redis_url), None, embedded=False)
+        yield Session(settings, connect(settings.redis_url, cluster=settings.redis_cluster), None, embedded=False)
         return
     embedded = EmbeddedRedis(settings.embedded_dir)
     url = embedded.start()

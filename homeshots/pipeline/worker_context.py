@@ -1,11 +1,12 @@
-"""What one worker keeps between tasks: its event loop, HTTP client, Redis, store, image lane.
+"""What one worker process keeps between tasks: its event loops, HTTP clients, Redis, store, image lane.
 
-Built lazily after the prefork fork, so every child process has its own connections, and an
-HTTP client with keep-alive is reused across properties instead of one per task. One context per
-thread, so a thread-pool worker (``-P threads``) works too; the image lane (decode, resize,
-encode) is shared by the whole process, so a process does ``image_threads`` images at a time
-however many tasks it runs: with two task threads, one property downloads while another one's
-photos are standardized.
+Celery's ``worker_process_init`` calls ``process_started`` in each prefork child (dropping anything
+inherited from the parent) and ``worker_process_shutdown`` calls ``process_stopping``, which closes the
+HTTP clients and Redis connections. Contexts are built lazily, one per thread, so a thread-pool worker
+(``-P threads``), a solo worker and a test work too; an HTTP client with keep-alive is reused across
+properties instead of one per task. The image lane (decode, resize, encode) is shared by the whole
+process, so a process does ``image_threads`` images at a time however many tasks it runs: with two
+task threads, one property downloads while another one's photos are standardized.
 """
 
 from __future__ import annotations
@@ -45,13 +46,14 @@ class WorkerContext:
         self.loop = asyncio.new_event_loop()
         self._extractors: dict[str, ImageExtractor] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._limiters: dict[str, SourceLimiter] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return connect(self.settings.redis_url)
+        return connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
 
     @cached_property
     def store(self) -> Store:
@@ -104,35 +106,55 @@ class WorkerContext:
     def deduplicator(self) -> ImageDeduplicator:
         return ImageDeduplicator(self.redis, self.settings.dedup_threshold, self.settings.dedup_dhash_threshold)
 
+    def limiter(self, source: str) -> SourceLimiter:
+        """The source's cluster-wide token bucket, as this thread's extractor of the source uses it."""
+        if source not in self._limiters:
+            s = self.settings
+            self._limiters[source] = SourceLimiter(self.redis, source, s.policy(source).rate, max_wait=s.token_wait_max)
+        return self._limiters[source]
+
     def extractors(self, names: list[str]) -> list[ImageExtractor]:
         for name in names:
             if name not in self._extractors:
-                limiter = SourceLimiter(self.redis, name, self.settings.policy(name).rate)
-                self._extractors[name] = build_extractor(name, self.client_for(name), self.settings, limiter)
+                self._extractors[name] = build_extractor(name, self.client_for(name), self.settings, self.limiter(name))
                 self._extractors[name].fetcher.observe = RequestRecorder(self.redis, name)
         return [self._extractors[n] for n in names]
 
     def close(self) -> None:
+        """Close the HTTP clients (their keep-alive sockets), Redis connections and the event loop."""
         for client in self._clients.values():
-            self.loop.run_until_complete(client.aclose())
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(client.aclose())
+        if "redis" in self.__dict__:
+            with contextlib.suppress(Exception):
+                self.redis.close()
         self.loop.close()
 
 
-_contexts: dict[int, WorkerContext] = {}
-"""Thread ident -> context, of this process only (dropped, not closed, in a forked child)."""
+_contexts: dict[tuple[int, int], WorkerContext] = {}
+"""(process id, thread ident) -> context: a forked child never finds (or uses) its parent's."""
 _lane: ThreadPoolExecutor | None = None
 _budget: ByteBudget | None = None
 _lane_lock = threading.Lock()
 
 
-def _forget_after_fork() -> None:
-    """A forked child must never use its parent's sockets, loops or (thread-less) executor."""
+def process_started() -> None:
+    """A new worker process (Celery's ``worker_process_init``): forget whatever the parent had, since
+    its sockets, loops and executor threads are not this process's."""
     global _lane, _lane_lock, _budget
     _contexts.clear()
     _lane, _lane_lock, _budget = None, threading.Lock(), None
 
 
-os.register_at_fork(after_in_child=_forget_after_fork)
+def process_stopping() -> None:
+    """The worker process ends (``worker_process_shutdown``): close every context and the image lane."""
+    global _lane
+    for key in [k for k in _contexts if k[0] == os.getpid()]:
+        with contextlib.suppress(Exception):
+            _contexts.pop(key).close()
+    if _lane is not None:
+        _lane.shutdown(wait=False, cancel_futures=True)
+        _lane = None
 
 
 def byte_budget(limit: int) -> ByteBudget:
@@ -179,16 +201,16 @@ def keep_image_buffers() -> bool:
 
 def get_context() -> WorkerContext:
     """This thread's context (a forked child never reuses its parent's sockets)."""
-    ident = threading.get_ident()
-    ctx = _contexts.get(ident)
+    key = (os.getpid(), threading.get_ident())
+    ctx = _contexts.get(key)
     if ctx is None:
-        ctx = _contexts[ident] = WorkerContext(get_settings())
+        ctx = _contexts[key] = WorkerContext(get_settings())
     return ctx
 
 
 def reset_context() -> None:
     """Drop this thread's context after an interrupted task (its loop may be mid-callback)."""
-    ctx = _contexts.pop(threading.get_ident(), None)
+    ctx = _contexts.pop((os.getpid(), threading.get_ident()), None)
     if ctx is not None:
         with contextlib.suppress(Exception):
             ctx.close()

@@ -11,6 +11,7 @@ from collections import Counter
 from homeshots_sandbox import Listing
 
 from managers import keys
+from managers.state_manager import StateManager
 from tests.chaos.conftest import CHAOS_ENV
 from tests.conftest import ROOT, wait_until
 from tests.integration.helpers import make_catalog, sandbox_for, status_json, write_csv
@@ -28,7 +29,7 @@ def test_killed_cli_resumes_without_redoing_completed(tmp_path, cluster_factory,
         cli = [sys.executable, "-m", "homeshots", "backfill", str(props), "--run-id", "cli"]
         first = subprocess.Popen(cli, env=cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(
-            lambda: client.scard(keys.RunKeys("cli").completed) >= 60,
+            lambda: StateManager(client, "cli").summary().completed >= 60,
             timeout=120,
             what="60 properties completed",
             diagnostics=cluster.worker_log,
@@ -36,7 +37,7 @@ def test_killed_cli_resumes_without_redoing_completed(tmp_path, cluster_factory,
         )
         first.send_signal(signal.SIGKILL)
         first.wait()
-        completed_before = set(client.smembers(keys.RunKeys("cli").completed))
+        completed_before = set(StateManager(client, "cli").completed_ids())
         keys_before = {_key(pid, client) for pid in completed_before}
 
         again = subprocess.run(cli, env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=500)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from managers import keys
+from managers.state_manager import StateManager
 from tests.chaos.conftest import CHAOS_ENV
 from tests.chaos.fault_proxy import FaultProxy
 from tests.chaos.faults import Fault, RedisRestart, Scene, SourceOutage, StoreOutage, WorkerKill
@@ -67,7 +67,7 @@ def test_backfill_survives(
         for strike in range(strikes):
             target = (strike + 1) * properties // (strikes + 2)
             wait_until(
-                lambda target=target: scene.client.scard(keys.RunKeys(run).completed) >= target,
+                lambda target=target: StateManager(scene.client, run).summary().completed >= target,
                 timeout=240,
                 what=f"{target} properties completed before strike {strike + 1}",
                 diagnostics=cluster.worker_log,

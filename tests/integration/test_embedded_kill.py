@@ -10,7 +10,7 @@ import sys
 
 import redis
 
-from managers import keys
+from managers.state_manager import StateManager
 from tests.conftest import base_env, wait_until
 from tests.integration.helpers import make_catalog, sandbox_for, write_csv
 
@@ -42,7 +42,7 @@ def test_sigkilled_cli_stops_its_redis_and_workers_and_resumes(tmp_path):
         client = redis.Redis(port=embedded["port"], decode_responses=True)
         # Kill it part-way: some done, most not.
         wait_until(
-            lambda: client.scard(keys.RunKeys("killed").completed) >= 2 or proc.poll() is not None,
+            lambda: StateManager(client, "killed").summary().completed >= 2 or proc.poll() is not None,
             timeout=60,
             what="two completed properties",
             poll=0.05,

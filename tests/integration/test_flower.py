@@ -57,6 +57,6 @@ def test_flower_with_basic_auth_lists_workers_and_named_tasks(tmp_path, cluster_
             time.sleep(0.5)
     assert any(name.startswith("w1-0@") for name in workers)
     names = {t["name"] for t in tasks.values()}
-    assert "homeshots.extract_property" in names
-    shown = [t["args"] for t in tasks.values() if t["name"] == "homeshots.extract_property"]
+    assert "homeshots.extract_lane" in names
+    shown = [t["args"] for t in tasks.values() if t["name"] == "homeshots.extract_lane"]
     assert all("run=seen property=p-" in args and "Test St" in args for args in shown)

@@ -1,17 +1,18 @@
-"""A window whose callback never ran is found and finished by ``homeshots resume`` (and ``--wait``)."""
+"""A chunk whose callback never ran is found and finished by ``homeshots resume`` (and the workers)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from managers import keys
+from celery_app.app import CALLBACK_QUEUE, QUEUES
+from managers.state_manager import StateManager
 from tests.conftest import ROOT, wait_until
 from tests.integration.helpers import make_catalog, sandbox_for, status_json, write_csv
 
 
 def _start_property_only_worker(cluster) -> subprocess.Popen:
-    """A worker that consumes property tasks but never the callbacks queue."""
+    """A worker that consumes lane tasks but never the callbacks queue."""
     log = (cluster.logs / "props-only.log").open("ab")
     proc = subprocess.Popen(
         [
@@ -22,7 +23,7 @@ def _start_property_only_worker(cluster) -> subprocess.Popen:
             "celery_app",
             "worker",
             "-Q",
-            "homeshots",
+            ",".join(q for q in QUEUES if q != CALLBACK_QUEUE),
             "--concurrency=2",
             "--without-gossip",
             "--without-mingle",
@@ -37,7 +38,7 @@ def _start_property_only_worker(cluster) -> subprocess.Popen:
     return proc
 
 
-def test_resume_finishes_windows_whose_callbacks_were_lost(tmp_path, cluster_factory, redis_server):
+def test_resume_finishes_chunks_whose_callbacks_were_lost(tmp_path, cluster_factory, redis_server):
     listings, photos = make_catalog(5, photos_each=2, size=(800, 600))
     props = write_csv(tmp_path / "props.csv", listings)
     with sandbox_for(listings, photos) as sandbox:
@@ -48,7 +49,7 @@ def test_resume_finishes_windows_whose_callbacks_were_lost(tmp_path, cluster_fac
         client = redis_server.client()
         # Windows 0 and 1 (3 + 2 properties).
         wait_until(
-            lambda: client.scard(keys.RunKeys("lost").completed) >= 5,
+            lambda: StateManager(client, "lost").summary().completed >= 5,
             timeout=60,
             what="windows 0 and 1",
             diagnostics=cluster.worker_log,
@@ -64,7 +65,7 @@ def test_resume_finishes_windows_whose_callbacks_were_lost(tmp_path, cluster_fac
         cluster.start_worker(concurrency=2, name="healer")
         resumed = cluster.cli("resume", "lost")
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr + cluster.worker_log()
-        assert "re-sent callbacks of windows [0, 1]" in " ".join(resumed.stdout.split())
+        assert "callbacks of chunks mls:0, mls:1" in " ".join(resumed.stdout.split())
     report = status_json(cluster, "lost")
     assert report["status"] == "finished"
     assert report["result"]["properties_completed"] == 5

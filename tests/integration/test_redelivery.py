@@ -1,4 +1,4 @@
-"""A property task that runs twice (what redelivery does) is counted once and stored once."""
+"""A lane task that runs twice (what redelivery does) is counted once and stored once."""
 
 from __future__ import annotations
 
@@ -45,10 +45,16 @@ def test_duplicate_delivery_of_a_property_counts_once(tmp_path, cluster_factory,
 
 
 def _submit_doubled(client, run_id: str, items: list[dict]) -> None:
-    from tasks.window import submit_window
+    """One chunk whose chord holds every lane task twice (the window itself lists each property once)."""
+    from tasks.chunks import submit_chunk
+    from tasks.lanes import plan_lanes
 
     runs = RunManager(client, run_id)
     generation = runs.start_submission(input_file="doubled", sources=["mls"], reset=True)
-    runs.write_window(generation, 0, items + items)
-    runs.finish_submission(generation, total_properties=len(items), skipped=0, windows=1, in_flight=1, bad_rows=[])
-    submit_window(client, run_id, generation, 0)
+    runs.write_window(generation, 0, items)
+    lanes = plan_lanes(get_settings(), ["mls"], 1)
+    runs.finish_submission(
+        generation, total_properties=len(items), skipped=0, windows=1, lanes=lanes, in_flight=1, bad_rows=[]
+    )
+    members = [(item, ["mls"]) for item in items + items]
+    submit_chunk(client, run_id, generation, "mls", 0, members=members)

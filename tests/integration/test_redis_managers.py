@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from homeshots.imaging.hashing import int_to_hex
 from managers.connection import connect
 from managers.deduplicator import ImageDeduplicator, ImageRecord, kept_files
-from managers.run_manager import RunManager
 
 
 def _record(sha: str, phash: int, pid: str = "p1", dhash: int = 0) -> ImageRecord:
@@ -76,19 +75,6 @@ def test_concurrent_copies_keep_exactly_one(redis_server):
     with ThreadPoolExecutor(max_workers=8) as pool:
         kept = list(pool.map(lambda r: dedup.claim(r).record, copies))
     assert len({k.sha256 for k in kept}) == 1
-
-
-def test_merge_counts_a_property_once_and_replaces_a_retried_attempt(redis_server):
-    runs = RunManager(connect(redis_server.url), "m")
-    assert runs.merge({"p1": {"run.total_images": 3, "src.mls.images_found": 3}}) == 1
-    assert runs.merge({"p1": {"run.total_images": 3, "src.mls.images_found": 3}}) == 0
-    runs.merge({"p2": {"run.total_images": 2}})
-    assert runs.counters()["run.total_images"] == 5
-    # p1 failed first, then succeeded on resume with one more image: only the difference is added.
-    runs.merge({"p1": {"run.total_images": 4, "src.mls.images_found": 4, "run.failed_downloads": 1}})
-    counters = runs.counters()
-    assert counters["run.total_images"] == 6 and counters["src.mls.images_found"] == 4
-    assert counters["run.failed_downloads"] == 1
 
 
 def test_upgrade_switches_to_the_larger_copy_only(redis_server):

@@ -32,7 +32,7 @@ def check_command(command: list[str]) -> None:
     elif command[0] == "celery":
         assert command[1:3] == ["-A", "celery_app"] and command[3] in ("worker", "flower")
         app.loader.import_default_modules()  # what the worker does at start: the include list
-        assert "homeshots.extract_property" in app.tasks and "homeshots.finish_window" in app.tasks
+        assert "homeshots.extract_lane" in app.tasks and "homeshots.finish_chunk" in app.tasks
     else:
         pytest.fail(f"unexpected command {command}")
 

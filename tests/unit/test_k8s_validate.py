@@ -22,8 +22,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from celery_app.app import CALLBACK_QUEUE, QUEUE
+from celery_app.app import CALLBACK_QUEUE, lane_queue
 from homeshots.core.settings import Settings
+from tasks.lanes import chunk_size
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "infra" / "k8s"
@@ -257,17 +258,17 @@ def test_keda_owns_the_worker_count_and_can_reach_its_maximum() -> None:
     top = scaled["maxReplicaCount"]
     assert top == 100 and scaled["minReplicaCount"] >= 1
     config = _named("ConfigMap", "homeshots-config")["data"]
-    defaults = Settings()
-    in_flight = int(config.get("HOMESHOTS_WINDOWS_IN_FLIGHT", defaults.windows_in_flight))
-    window = int(config.get("HOMESHOTS_WINDOW_SIZE", defaults.window_size))
-    most_queued = in_flight * window  # the property queue never holds more than the windows in flight
-    redis_triggers = [t for t in scaled["triggers"] if t["type"] == "redis"]
-    assert redis_triggers and redis_triggers[0]["metadata"]["listName"] == QUEUE
-    for trigger in redis_triggers:
-        name = trigger["metadata"]["listName"]
-        assert name == QUEUE or name.startswith(f"{QUEUE}.src."), f"{name}: a property queue, not {CALLBACK_QUEUE}"
-        length = int(trigger["metadata"]["listLength"])
-        assert math.ceil(most_queued / length) >= top, f"{name}: a full queue must ask for {top} workers"
+    settings = Settings(**{k.removeprefix("HOMESHOTS_").lower(): v for k, v in config.items() if "_URL" not in k})
+    redis_triggers = {t["metadata"]["listName"]: t for t in scaled["triggers"] if t["type"] == "redis"}
+    assert set(redis_triggers) == {lane_queue(s) for s in settings.sources}, "one trigger per lane queue"
+    asks = []
+    for lane in settings.sources:
+        # A lane queue never holds more than its chunks in flight.
+        most_queued = settings.windows_in_flight * chunk_size(settings, lane)
+        length = int(redis_triggers[lane_queue(lane)]["metadata"]["listLength"])
+        assert length == max(1, math.ceil(most_queued / top)), f"{lane}: listLength = most queued / {top}"
+        asks.append(math.ceil(most_queued / length))
+    assert max(asks) >= top, f"a full queue of the fastest lane must ask for {top} workers"
     prometheus = [t for t in scaled["triggers"] if t["type"] == "prometheus"]
     assert len(prometheus) == 1
     query, threshold = prometheus[0]["metadata"]["query"], int(prometheus[0]["metadata"]["threshold"])

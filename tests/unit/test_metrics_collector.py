@@ -11,12 +11,13 @@ from prometheus_client.core import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from celery_app.app import CALLBACK_QUEUE, QUEUE, app
-from homeshots.core.settings import Settings
+from celery_app.app import CALLBACK_QUEUE, QUEUE, app, lane_queue
+from homeshots.core.settings import SOURCES, Settings
 from homeshots.ops.metrics import HomeshotsCollector, exporter_app, probe_client, queue_names
 from managers import keys
-from managers.run_manager import RunManager
-from managers.state_manager import StateManager
+from managers.lane_recorder import LaneRecord, LaneRecorder
+from managers.run_manager import LaneChunks, RunManager
+from managers.state_manager import LaneOutcome
 
 NIGHT = {"hours": 8, "sources": {"zillow": {"budget": 14400, "visited": 3, "deferred": 2}}}
 
@@ -26,17 +27,24 @@ def _run(client, run_id: str, *, total: int, deferred: int, completed: int, fail
     generation = runs.start_submission(
         input_file="props.csv", sources=["mls", "zillow"], reset=True, extra={"night": NIGHT}
     )
+    lanes = {"mls": LaneChunks(10, 1, 1), "zillow": LaneChunks(10, 1, 1)}
     runs.finish_submission(
-        generation, total_properties=total, skipped=0, windows=1, in_flight=2, bad_rows=[], deferred=deferred
+        generation,
+        total_properties=total,
+        skipped=0,
+        windows=1,
+        lanes=lanes,
+        in_flight=2,
+        bad_rows=[],
+        deferred=deferred,
     )
-    state = StateManager(client, run_id)
-    pipe = client.pipeline()
+    recorder = LaneRecorder(client, run_id)
     for i in range(completed):
-        state.mark_completed(pipe, f"p{i}")
+        for lane in lanes:
+            stats = counters if (i, lane) == (0, "mls") else {}
+            recorder.record(LaneRecord(f"p{i}", lane, list(lanes), LaneOutcome("completed"), [], [], stats))
     for i in range(failed):
-        state.mark_failed(pipe, f"f{i}", {"kind": "source"})
-    pipe.execute()
-    runs.merge({"p0": counters})
+        recorder.record(LaneRecord(f"f{i}", "mls", ["mls"], LaneOutcome("failed", {"kind": "source"}), [], [], {}))
     return runs
 
 
@@ -72,7 +80,9 @@ def test_collector_serves_failures_blocks_deltas_remaining_and_redis_memory(redi
 
     m = _scrape(client, redis_server.url, now=later)
 
-    assert m["homeshots_queue_depth"] == {(("queue", QUEUE),): 3, (("queue", CALLBACK_QUEUE),): 0}
+    assert m["homeshots_queue_depth"][(("queue", QUEUE),)] == 3
+    assert m["homeshots_queue_depth"][(("queue", CALLBACK_QUEUE),)] == 0
+    assert m["homeshots_queue_depth"][(("queue", "homeshots.src.zillow"),)] == 0, "every lane's queue is measured"
     assert m["homeshots_remaining_properties"] == {(): 10 - 2 - 3 - 1}, "only running runs count"
     assert m["homeshots_active_runs"] == {(): 1}
     assert m["homeshots_run_remaining_properties"] == {(("run", "busy"),): 4, (("run", "done"),): 0}
@@ -116,9 +126,9 @@ def test_a_run_without_progress_has_an_infinite_eta_and_pauses_show(redis_server
 
 
 def test_every_declared_queue_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert queue_names()[:2] == [QUEUE, CALLBACK_QUEUE]
-    monkeypatch.setitem(app.conf, "task_queues", [*app.conf.task_queues, Queue("homeshots.src.zillow")])
-    assert queue_names() == [QUEUE, CALLBACK_QUEUE, "homeshots.src.zillow"]
+    assert queue_names() == [QUEUE, CALLBACK_QUEUE, *(lane_queue(s) for s in SOURCES)]
+    monkeypatch.setitem(app.conf, "task_queues", [*app.conf.task_queues, Queue("homeshots.extra")])
+    assert queue_names()[-1] == "homeshots.extra"
 
 
 def test_probes_answer_without_collecting(redis_server) -> None:

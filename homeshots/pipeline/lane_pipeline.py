@@ -1,12 +1,15 @@
-"""One property, start to end: each source (``SourcePass``) -> record everything in one transaction.
+"""One lane: one source of one property, start to end (``SourcePass``), then recorded in one step.
 
-Failures of a source or an image are recorded, never raised: the task always returns its small
-stats dict so the chord callback runs. The property runs against its own deadline (below the task's
-time limit): images still pending then fail as ``deadline`` and everything already collected is
-recorded. Only infrastructure errors (Redis, store) escape, and the task retries those.
+Each source of a property is its own lane task, on its source's queue, so a slow or rate-limited
+source never holds a worker slot another source could use. Failures of a source or an image are
+recorded, never raised: the task always returns its small stats dict so the chord callback runs. The
+lane runs against its own deadline (below the task's time limit): images still pending then fail as
+``deadline`` and everything already collected is recorded. Only infrastructure errors (Redis, store)
+and ``TokenWait`` escape; the task retries those.
 
-Recording is one Redis transaction: state, manifest rows and failures, the property's stats, and the
-listing memory of every source visited (what the next night compares against).
+Recording is one atomic script on the property's shard (``lane_recording``): the lane's rows and
+failures, its stats, and the source's listing memory (what the next night compares against); the last
+lane to record makes the property completed or failed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from homeshots.core.models import ImageRef, Property, SourceListing
 from homeshots.network.fetcher import image_policy
 from homeshots.pipeline.image_keeper import ImageKeeper
-from homeshots.pipeline.recording import PropertyOutcome, record_property
+from homeshots.pipeline.lane_recording import LaneResult, record_lane
 from homeshots.pipeline.source_pass import ImageFailure, SourcePass
 from homeshots.pipeline.worker_context import WorkerContext
 from homeshots.sources import ImageExtractor
@@ -29,7 +32,7 @@ from managers import keys
 from managers.extraction_stats import StatsTracker
 from managers.listing_memory import ListingMemory, ListingMemoryManager
 
-__all__ = ["ImageFailure", "Plan", "PropertyOutcome", "PropertyPipeline"]
+__all__ = ["ImageFailure", "LanePipeline", "LaneResult", "Plan", "PropertyPipeline"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,8 @@ class Plan:
         return cls(**data) if data else cls()
 
 
-class PropertyPipeline:
-    """Runs every enabled source for one property of one run."""
+class LanePipeline:
+    """Runs one source for the properties of one run (one instance per task)."""
 
     def __init__(self, ctx: WorkerContext, run_id: str, plan: Plan | None = None) -> None:
         self.ctx = ctx
@@ -66,20 +69,16 @@ class PropertyPipeline:
         )
         self._memory = ListingMemoryManager(ctx.redis)
 
-    async def run(self, prop: Property, sources: list[str]) -> PropertyOutcome:
+    async def run(self, prop: Property, source: str, lanes: list[str]) -> LaneResult:
+        """Visit ``source`` for ``prop`` and record it; ``lanes`` are every source the property is visited with."""
         tracker = StatsTracker()
         deadline = asyncio.get_running_loop().time() + self.ctx.settings.property_deadline
-        remembered = await asyncio.to_thread(self._memory.get_all, prop.property_id)
-        results = []
-        for extractor in self.ctx.extractors(sources):
-            before = remembered.get(extractor.name)
-            known = await self._known_listing(extractor, before)
-            results.append(await self._pass.run(prop, extractor, before, tracker, deadline, known))
-        reason = next((r.reason for r in results if r.reason), None)
-        outcome = PropertyOutcome(prop.property_id, "failed" if reason else "completed", tracker.to_counters(), reason)
-        # Not in a thread: a cancelled (timed-out) property must not record "completed" afterwards.
-        record_property(self.ctx.redis, self.run_id, prop, results, outcome)
-        return outcome
+        before = await asyncio.to_thread(self._memory.get, prop.property_id, source)
+        (extractor,) = self.ctx.extractors([source])
+        known = await self._known_listing(extractor, before)
+        result = await self._pass.run(prop, extractor, before, tracker, deadline, known)
+        # Not in a thread: a cancelled (timed-out) lane must not record "completed" afterwards.
+        return record_lane(self.ctx.redis, self.run_id, prop, lanes, result, tracker.to_counters())
 
     async def _known_listing(self, extractor: ImageExtractor, before: ListingMemory | None) -> SourceListing | None:
         """The MLS listing without asking the MLS, when this run's replication already answered for it:
@@ -113,3 +112,22 @@ class PropertyPipeline:
         return SourceListing(
             refs, (), listing_key=before.listing_key, modified=before.modified, photos_modified=before.photos_modified
         )
+
+
+class PropertyPipeline:
+    """Every lane of one property, one after another, in this process: what a test, a benchmark or the
+    hostile-input kit runs to see one property end to end without a Celery cluster."""
+
+    def __init__(self, ctx: WorkerContext, run_id: str, plan: Plan | None = None) -> None:
+        self.lane = LanePipeline(ctx, run_id, plan)
+
+    async def run(self, prop: Property, sources: list[str]) -> LaneResult:
+        """The lanes' results merged: the property's status and reason, and its summed counters."""
+        results = [await self.lane.run(prop, source, sources) for source in sources]
+        counters: dict[str, int] = {}
+        for result in results:
+            for name, value in result.counters.items():
+                counters[name] = counters.get(name, 0) + value
+        reason = next((r.reason for r in results if r.reason), None)
+        status = results[-1].property_status if results else "completed"
+        return LaneResult(prop.property_id, "*", status or "completed", counters, reason, status)
