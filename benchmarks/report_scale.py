@@ -140,11 +140,11 @@ def populate(
         if rng.random() < 0.02:
             source, kind = PROPERTY_FAILURES[rng.randrange(len(PROPERTY_FAILURES))]
             reason = {"source": source, "kind": kind, "message": f"{kind} after 3 tries", "retryable": kind != "poison"}
-            pipe.hset(run.failed, pid, json.dumps(reason, sort_keys=True))
+            pipe.hset(run.of(pid).failed, pid, json.dumps(reason, sort_keys=True))
             counters[f"fail.{source or 'mls'}.{kind}"] += 1
             failed += 1
         else:
-            pipe.sadd(run.completed, pid)
+            pipe.sadd(run.of(pid).completed, pid)
             completed += 1
             rows = []
             files_here = pid in with_files_ids
@@ -218,8 +218,9 @@ def populate(
                         files += 1
             rows_total += len(rows)
             _count(counters, rows)
-            if rows:
-                pipe.hset(run.manifest, pid, json.dumps(rows, sort_keys=True))
+            for source in {row["source"] for row in rows}:  # one field per property and lane, as recorded
+                lane_rows = [row for row in rows if row["source"] == source]
+                pipe.hset(run.of(pid).manifest, keys.lane_field(pid, source), json.dumps(lane_rows, sort_keys=True))
             if rng.random() < 0.04:
                 fails = []
                 for k in range(rng.randrange(1, 4)):
@@ -239,7 +240,10 @@ def populate(
                     counters[f"fail.{source}.image_{kind}"] += 1
                     counters[f"src.{source}.images_failed"] += 1
                     counters["run.failed_downloads"] += 1
-                pipe.hset(run.image_failures, pid, json.dumps(fails, sort_keys=True))
+                for source in {f["source"] for f in fails}:
+                    lane_fails = [f for f in fails if f["source"] == source]
+                    field = keys.lane_field(pid, source)
+                    pipe.hset(run.of(pid).image_failures, field, json.dumps(lane_fails, sort_keys=True))
                 image_failures += len(fails)
         if (i + 1) % WINDOW == 0 or i + 1 == properties:
             # A slower stretch in the middle of the night, so the throughput plot has a shape.

@@ -82,19 +82,24 @@ class ManifestManager:
                 yield from json.loads(raw)
 
     def entries(self, *, resolve: bool = True) -> Iterator[ManifestEntry]:
-        """All rows, streamed with HSCAN shard by shard (a million rows never sit in memory at once).
+        """All rows, a property's together, streamed shard by shard (a shard holds 1/256 of the run, so a
+        million rows never sit in memory at once).
 
         With ``resolve`` each row's file keys are read from the kept image's index record, so rows
         written before a larger copy replaced the files point at the files that exist now.
         """
-        batch: list[ManifestEntry] = []
         for shard in self.keys.shards():
-            for _, raw in self.client.hscan_iter(shard.manifest, count=500):
-                batch += [ManifestEntry.from_dict(row) for row in json.loads(raw)]
+            grouped: dict[str, list[ManifestEntry]] = {}
+            for field, raw in self.client.hscan_iter(shard.manifest, count=500):
+                rows = [ManifestEntry.from_dict(row) for row in json.loads(raw)]
+                grouped.setdefault(keys.split_lane_field(field)[0], []).extend(rows)
+            batch: list[ManifestEntry] = []
+            for rows in grouped.values():
+                batch += rows
                 if len(batch) >= 500:
                     yield from self._resolved(batch) if resolve else batch
                     batch = []
-        yield from self._resolved(batch) if resolve else batch
+            yield from self._resolved(batch) if resolve else batch
 
     def _resolved(self, batch: list[ManifestEntry]) -> list[ManifestEntry]:
         files = kept_files(self.client, [e.duplicate_of or e.sha256 for e in batch])

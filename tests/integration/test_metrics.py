@@ -29,7 +29,7 @@ def test_metrics_show_run_progress_images_and_queue_depth(tmp_path, cluster_fact
     with sandbox_for(listings, photos) as sandbox:
         cluster = cluster_factory(sandbox.env() | {"HOMESHOTS_MLS_RATE": "2"})
         assert cluster.cli("backfill", str(props), "--run-id", "m1").returncode == 0
-        cluster.stop()  # no worker: the next run's first two windows (3 + 1 properties) wait in the queue
+        cluster.stop()  # no worker: the next run's first two MLS chunks (3 + 1 properties) wait in its queue
         waiting = cluster.cli("backfill", str(props), "--run-id", "m2", "--no-wait")
         assert waiting.returncode == 0, waiting.stderr
         exporter = subprocess.Popen(
@@ -57,6 +57,6 @@ def test_metrics_show_run_progress_images_and_queue_depth(tmp_path, cluster_fact
     }
     assert images == {"found": 14, "stored": 12, "duplicate": 2, "failed": 0}
     assert samples[("homeshots_run_finished", (("run", "m1"),))] == 1
-    assert samples[("homeshots_queue_depth", (("queue", "homeshots"),))] == 4
+    assert samples[("homeshots_queue_depth", (("queue", "homeshots.src.mls"),))] == 4, "the MLS lane's first chunks"
     assert samples[("homeshots_run_finished", (("run", "m2"),))] == 0
     assert samples[("homeshots_token_bucket_wait_seconds_total", (("source", "mls"),))] > 0

@@ -20,12 +20,12 @@ def test_window_snapshots_rebuild_a_lost_redis(tmp_path, cluster_factory, redis_
     listings, photos = make_catalog(7, photos_each=2, size=(800, 600))
     props = write_csv(tmp_path / "props.csv", listings)
     with sandbox_for(listings, photos) as sandbox:
-        cluster = cluster_factory(sandbox.env())  # HOMESHOTS_WINDOW_SIZE=3: three windows, three snapshots
+        cluster = cluster_factory(sandbox.env())  # HOMESHOTS_WINDOW_SIZE=3: a chunk snapshot per window
         first = cluster.cli("backfill", str(props), "--run-id", "snap")
         assert first.returncode == 0, first.stderr + cluster.worker_log()
         before = status_json(cluster, "snap")
         rows_before = sorted(manifest_rows(cluster, "snap"), key=lambda r: r["source_url"])
-        assert list((cluster.store_dir / "metadata" / "snapshots").glob("*-snap-window.jsonl"))
+        assert list((cluster.store_dir / "metadata" / "snapshots").glob("*-snap-chunk.jsonl"))
 
         _wipe_redis(redis_server)
         restored = cluster.cli("restore")
