@@ -15,6 +15,7 @@ from celery.schedules import crontab
 from celery.signals import worker_init
 from kombu import Queue
 
+from celery_app.results import backend_url
 from homeshots.core.errors import ConfigError
 from homeshots.core.settings import SOURCES, Settings, get_settings
 
@@ -40,7 +41,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
     return {
         "beat_schedule": beat if settings.nightly_file else {},
         "broker_url": settings.effective_broker_url,
-        "result_backend": settings.effective_result_backend_url,
+        "result_backend": backend_url(settings.effective_result_backend_url),
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

@@ -88,7 +88,8 @@ def submit_chunk(
 
 def send_finish(run_id: str, generation: int, lane: str, chunk: int) -> None:
     """Run a chunk's callback without chord results (everything it needs is in Redis)."""
-    finish_chunk.apply_async(([], run_id, generation, lane, chunk), queue=CALLBACK_QUEUE)
+    with denied_join_result():  # nobody waits on its result: no subscription for it
+        finish_chunk.apply_async(([], run_id, generation, lane, chunk), queue=CALLBACK_QUEUE)
 
 
 @app.task(

@@ -41,12 +41,16 @@ def chunk_size(settings: Settings, source: str) -> int:
     return max(1, min(settings.window_size, size))
 
 
-def plan_lanes(settings: Settings, sources: list[str], windows: int) -> dict[str, LaneChunks]:
-    """Each lane's chunking for a submission of ``windows`` windows."""
+def plan_lanes(
+    settings: Settings, sources: list[str], windows: int, largest_window: int | None = None
+) -> dict[str, LaneChunks]:
+    """Each lane's chunking for a submission of ``windows`` windows, the largest holding ``largest_window``
+    properties (default: a full window)."""
+    fullest = max(1, min(settings.window_size, largest_window or settings.window_size))
     plans = {}
     for source in sources:
-        size = chunk_size(settings, source)
-        per_window = math.ceil(settings.window_size / size)
+        size = min(chunk_size(settings, source), fullest)
+        per_window = math.ceil(fullest / size)
         plans[source] = LaneChunks(chunk_size=size, per_window=per_window, chunks=windows * per_window)
     return plans
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 import redis
+from celery.result import denied_join_result
 
 from homeshots.core.errors import ConfigError
 from homeshots.core.settings import Settings, get_settings
@@ -108,7 +109,8 @@ def reconcile(
                     out.lost.append(f"{lane}:{pid}")
                     continue
                 state.set_lease(pid, lane, {"worker": "", "state": "resent", "since": now, "resends": resends + 1})
-                lane_signature(run_id, prop, lane, lanes, plan).apply_async()
+                with denied_join_result():
+                    lane_signature(run_id, prop, lane, lanes, plan).apply_async()
                 out.tasks_resent.append(f"{lane}:{pid}")
     if runs.all_lanes_done(generation) and not runs.is_finished(generation):
         finalize_run(runs, generation, open_store(settings))

@@ -132,7 +132,7 @@ def submit_run(
         _discard_windows(client, run_id, generation, windows)
         client.hset(runs.meta_key, "status", "rejected")
         raise
-    lanes = plan_lanes(settings, sources, windows)
+    lanes = plan_lanes(settings, sources, windows, max((len(w) for w in first), default=0))
     runs.finish_submission(
         generation,
         total_properties=total,

@@ -21,6 +21,7 @@ def test_backfill_stores_standardized_images_once_with_manifest(tmp_path, cluste
         cluster = cluster_factory(sandbox.env())
         proc = cluster.cli("backfill", str(props), "--run-id", "r1")
         assert proc.returncode == 0, proc.stdout + proc.stderr + cluster.worker_log()
+        assert "Traceback" not in proc.stderr, proc.stderr
 
     result = status_json(cluster, "r1")["result"]
     assert result["total_properties"] == 4

@@ -22,6 +22,7 @@ def test_embedded_backfill_then_status_and_manifest_after_it_stopped(tmp_path):
         cluster = Cluster(env, work / "homeshots-data")
         proc = cluster.cli("backfill", str(props), "--run-id", "local", cwd=work)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, "nothing is printed at exit (Celery's result subscriptions are released)"
     data = work / "homeshots-data"
     assert "completed" in proc.stdout and str(data / "processed") in " ".join(proc.stdout.split())
     assert len(list((data / "processed").rglob("*.png"))) == 9

@@ -21,7 +21,9 @@ def test_build_config(time_limit: int) -> None:
     assert conf["task_time_limit"] == time_limit
     assert conf["broker_transport_options"]["visibility_timeout"] > time_limit
     assert conf["broker_url"] == "redis://r/0"
-    assert conf["result_backend"] == "redis://r/1", "results live apart from the state's keys"
+    assert conf["result_backend"] == "celery_app.results:ChordResultsBackend+redis://r/1", (
+        "results live apart from the state's keys"
+    )
     assert conf["result_expires"] == 6 * 3600
     assert conf["worker_max_memory_per_child"] == 1536 * 1024
 
@@ -32,7 +34,7 @@ def test_results_never_go_to_the_state_cluster() -> None:
     with pytest.raises(ValueError, match="RESULT_BACKEND_URL"):
         Settings(redis_url="redis://n1:7000/0", redis_cluster=True, broker_url="amqp://guest@mq//")
     conf = build_config(Settings(redis_url="redis://r:6379/3", broker_url="amqp://guest@mq//"))
-    assert conf["result_backend"] == "redis://r:6379/4"
+    assert conf["result_backend"] == "celery_app.results:ChordResultsBackend+redis://r:6379/4"
     conf = build_config(
         Settings(
             redis_url="redis://n1:7000/0",
@@ -43,7 +45,10 @@ def test_results_never_go_to_the_state_cluster() -> None:
             worker_max_memory_per_child_mb=0,
         )
     )
-    assert (conf["broker_url"], conf["result_backend"]) == ("redis://q:6379/0", "redis://res:6379/2")
+    assert (conf["broker_url"], conf["result_backend"]) == (
+        "redis://q:6379/0",
+        "celery_app.results:ChordResultsBackend+redis://res:6379/2",
+    )
     assert conf["result_expires"] == 7200 and conf["worker_max_memory_per_child"] is None
 
 

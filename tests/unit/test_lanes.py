@@ -60,3 +60,9 @@ def test_reservations_reach_as_far_as_the_chunks_in_flight(rate: float) -> None:
     settings = Settings(mls_rate=rate, windows_in_flight=2, lane_chunk_seconds=60)
     queued = settings.windows_in_flight * chunk_size(settings, "mls")
     assert queued / rate <= settings.reservation_horizon, "every queued task can reserve its token at once"
+
+
+def test_a_small_run_has_no_empty_chunks() -> None:
+    plans = plan_lanes(Settings(), ["mls", "zillow"], windows=1, largest_window=12)
+    assert plans["mls"].chunks == 1 and plans["mls"].chunk_size == 12
+    assert plans["zillow"].chunks == 1, "15 per chunk: the 12 properties fit in one"
