@@ -239,6 +239,12 @@ class RunKeys:
         return f"{PREFIX}:run:{run}:{{w:{run}:*"
 
     @property
+    def totals(self) -> str:
+        """Hash: the run's counters and its completed/failed property counts, kept up to date by every lane
+        record (one round trip); recounted exactly from the shards when the run is finalized."""
+        return self._part("totals")
+
+    @property
     def progress_gate(self) -> str:
         """Exists for a few seconds after a progress sample was taken (one sample at a time)."""
         return self._part("progress_gate")
@@ -296,16 +302,9 @@ class RunShardKeys:
         """Hash: ``<property>|<lane>`` -> its failed images (JSON list), the manifest of failures."""
         return self._part("image_failures")
 
-    # --- stats (RunManager) ----------------------------------------------------------------------
-    @property
-    def counters(self) -> str:
-        """Hash: the shard's merged flat counters (the run's are the sum over shards)."""
-        return self._part("counters")
-
     def all(self) -> list[str]:
         return [
-            self.completed, self.failed, self.lanes, self.deliveries, self.leases,
-            self.manifest, self.image_failures, self.counters,
+            self.completed, self.failed, self.lanes, self.deliveries, self.leases, self.manifest, self.image_failures,
         ]  # fmt: skip
 
 

@@ -1,64 +1,64 @@
 """Recording one lane (source) of one property: one atomic script in the property's shard.
 
-The lane's outcome and counters, manifest rows and image failures, the merge of its counters into the
-shard's run counters, and the source's listing memory are written together; when every lane the property is
+The lane's outcome and counters, manifest rows and image failures, and the source's listing memory are
+written together; when every lane the property is
 visited with has recorded, the same script makes the property completed (or failed with the first
 failing lane's reason). All keys share the property's hash tag, so this is one command on one node of a
 Redis Cluster, whatever the number of photos. Recording again (a redelivered task) replaces the lane's
-rows and merges only the difference of its counters: nothing is counted twice.
+rows and counts only the difference: nothing is counted twice. The run's totals (its counters and
+property counts, what progress bars and metrics poll) follow in one more round trip; a worker killed
+between the two leaves them short until the run's final recount, which reads the shards themselves.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from managers import keys
-from managers.state_manager import LaneOutcome, encode_counters
+from managers.state_manager import COMPLETED, FAILED, LaneOutcome, encode_counters
 
 _RECORD = """
--- KEYS: 1 lanes, 2 manifest, 3 image failures, 4 counters, 5 completed, 6 failed, 7 deliveries, 8 leases,
---       9 the property's listing memory.
+-- KEYS: 1 lanes, 2 manifest, 3 image failures, 4 completed, 5 failed, 6 deliveries, 7 leases,
+--       8 the property's listing memory.
 -- ARGV: 1 property, 2 lane, 3 outcome (status, or status TAB reason JSON), 4 counters JSON, 5 rows JSON
 --       ('' none), 6 failures JSON ('' none), 7 listing memory JSON ('' keep), then the property's lanes.
--- The lanes hash keeps "outcome LF counters" per property and lane: what was merged, so a rerun merges
--- only the difference. Returns '' while another lane is pending, else the property's status.
+-- The lanes hash keeps "outcome LF counters" per property and lane: what was counted, so a rerun counts
+-- only the difference. Returns {property status ('' while another lane is pending), change of the
+-- completed count, change of the failed count, the counters before ('' when unchanged)}.
 local pid, lane = ARGV[1], ARGV[2]
 local field = pid .. '|' .. lane
 local value = ARGV[3] .. '\\n' .. ARGV[4]
 local old = redis.call('HGET', KEYS[1], field)
+local before = ''
 if old ~= value then
   redis.call('HSET', KEYS[1], field, value)
-  local before = old and string.sub(old, string.find(old, '\\n', 1, true) + 1) or '{}'
-  if before ~= ARGV[4] then
-    for k, v in pairs(cjson.decode(before)) do redis.call('HINCRBY', KEYS[4], k, -v) end
-    for k, v in pairs(cjson.decode(ARGV[4])) do redis.call('HINCRBY', KEYS[4], k, v) end
-  end
+  before = old and string.sub(old, string.find(old, '\\n', 1, true) + 1) or '{}'
+  if before == ARGV[4] then before = '' end
 end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], field, ARGV[5]) elseif old then redis.call('HDEL', KEYS[2], field) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[3], field, ARGV[6]) elseif old then redis.call('HDEL', KEYS[3], field) end
+redis.call('HDEL', KEYS[6], field)
 redis.call('HDEL', KEYS[7], field)
-redis.call('HDEL', KEYS[8], field)
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[9], lane, ARGV[7]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[8], lane, ARGV[7]) end
 local fields = {}
 for i = 8, #ARGV do fields[#fields + 1] = pid .. '|' .. ARGV[i] end
 local reason = false
 for _, outcome in ipairs(redis.call('HMGET', KEYS[1], unpack(fields))) do
-  if not outcome then return '' end
+  if not outcome then return {'', 0, 0, before} end
   local tab = string.find(outcome, '\t', 1, true)
   if tab and not reason then reason = string.sub(outcome, tab + 1, string.find(outcome, '\\n', 1, true) - 1) end
 end
 if reason then
-  redis.call('HSET', KEYS[6], pid, reason)
-  redis.call('SREM', KEYS[5], pid)
-  return 'failed'
+  local added = redis.call('HSET', KEYS[5], pid, reason)
+  return {'failed', -redis.call('SREM', KEYS[4], pid), added, before}
 end
-redis.call('SADD', KEYS[5], pid)
-redis.call('HDEL', KEYS[6], pid)
-return 'completed'
+local added = redis.call('SADD', KEYS[4], pid)
+return {'completed', added, -redis.call('HDEL', KEYS[5], pid), before}
 """
 
 _START = """
@@ -109,15 +109,17 @@ class LaneRecorder:
         self.client.hincrby(self.keys.of(property_id).deliveries, keys.lane_field(property_id, lane), -1)
 
     def record(self, record: LaneRecord, pipe: redis.client.Pipeline | None = None) -> str | None:
-        """Write the lane; returns the property's status once every lane has recorded, else None.
-        With ``pipe`` (a plain Redis pipeline: bulk loads, benchmarks) it is queued and None is returned."""
+        """Write the lane, then bring the run's totals up to date (one more round trip, in the run's slot);
+        returns the property's status once every lane has recorded, else None. With ``pipe`` (a plain Redis
+        pipeline: bulk loads, benchmarks) the lane is queued, the totals are left to ``RunManager.recount``,
+        and None is returned."""
         shard = self.keys.of(record.property_id)
-        status = self._record(
+        counters = encode_counters(record.counters)
+        reply = self._record(
             keys=[
                 shard.lanes,
                 shard.manifest,
                 shard.image_failures,
-                shard.counters,
                 shard.completed,
                 shard.failed,
                 shard.deliveries,
@@ -128,7 +130,7 @@ class LaneRecorder:
                 record.property_id,
                 record.lane,
                 record.outcome.encode(),
-                encode_counters(record.counters),
+                counters,
                 json.dumps(record.rows, sort_keys=True) if record.rows else "",
                 json.dumps(record.failures, sort_keys=True) if record.failures else "",
                 record.memory or "",
@@ -136,4 +138,19 @@ class LaneRecorder:
             ],
             client=pipe,
         )
-        return None if pipe is not None else (str(status) or None)
+        if pipe is not None:
+            return None
+        status, completed, failed, before = reply
+        changes: dict[str, int] = {COMPLETED: int(completed), FAILED: int(failed)}
+        if before:  # what this lane counted before (nothing, or an earlier attempt): add the difference
+            for name, value in json.loads(before).items():
+                changes[name] = changes.get(name, 0) - int(value)
+            for name, value in json.loads(counters).items():
+                changes[name] = changes.get(name, 0) + int(value)
+        totals = self.client.pipeline(transaction=False)
+        for name, delta in changes.items():
+            if delta:
+                totals.hincrby(self.keys.totals, name, delta)
+        totals.hset(self.keys.lane_progress, record.lane, f"{time.time():.3f}")
+        totals.execute()
+        return str(status) or None

@@ -19,7 +19,7 @@ import redis
 
 from managers import keys
 from managers.extraction_stats import ExtractionResult
-from managers.state_manager import StateManager
+from managers.state_manager import COMPLETED, FAILED, LaneOutcome, StateManager
 
 WINDOW_TTL = 30 * 24 * 3600
 PROGRESS_EVERY = 5.0
@@ -90,7 +90,7 @@ class RunManager:
         state = StateManager(self.client, self.run_id)
         if reset:
             state.reset()
-            self.client.unlink(self.result_key, self.bad_rows_key, self.keys.progress)
+            self.client.unlink(self.result_key, self.bad_rows_key, self.keys.progress, self.keys.totals)
             self.client.hdel(self.meta_key, "started_at")
         state.clear_deliveries()
         now = _now()
@@ -204,10 +204,6 @@ class RunManager:
         meta = self.client.hmget(self.meta_key, "status", "finished_generation")
         return meta[0] == "finished" and meta[1] == str(generation)
 
-    def touch_lane(self, lane: str, at: float) -> None:
-        """A property recorded in ``lane``: the lane is alive (the reconciler leaves it alone)."""
-        self.client.hset(self.keys.lane_progress, lane, f"{at:.3f}")
-
     def lane_progress(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.client.hgetall(self.keys.lane_progress).items()}
 
@@ -234,15 +230,26 @@ class RunManager:
         return [json.loads(raw) for raw in self.client.lrange(self.keys.progress, 0, -1)]
 
     def counters(self) -> dict[str, int]:
-        """The run's merged counters: the sum of its shards'."""
-        pipe = self.client.pipeline(transaction=False)
-        for shard in self.keys.shards():
-            pipe.hgetall(shard.counters)
+        """The run's counters, from its totals (one command)."""
+        totals = self.client.hgetall(self.keys.totals)
+        return {k: int(v) for k, v in totals.items() if k not in (COMPLETED, FAILED) and int(v)}
+
+    def recount(self) -> dict[str, int]:
+        """Count the run again from its shards (every lane's recorded counters, the state sets) and make that
+        the run's totals: exact whatever happened to the running totals (a worker killed between its lane
+        record and its totals update). O(properties), done when the run is finalized or restored."""
         total: dict[str, int] = {}
-        for part in pipe.execute():
-            for name, value in part.items():
-                total[name] = total.get(name, 0) + int(value)
-        return {name: value for name, value in total.items() if value}
+        for shard in self.keys.shards():
+            for _, raw in self.client.hscan_iter(shard.lanes, count=1000):
+                for name, value in (LaneOutcome.decode(raw).counters or {}).items():
+                    total[name] = total.get(name, 0) + int(value)
+        state = StateManager(self.client, self.run_id).exact_summary()
+        total[COMPLETED], total[FAILED] = state.completed, state.failed
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.keys.totals)
+        pipe.hset(self.keys.totals, mapping=total)
+        pipe.execute()
+        return total
 
     # --- result ---------------------------------------------------------------------------------
     def current_result(self) -> ExtractionResult:
@@ -267,7 +274,8 @@ class RunManager:
         return result
 
     def final_result_draft(self) -> dict[str, Any]:
-        """The result as it will be final: stamps the end time once, so reruns agree."""
+        """The result as it will be final, from an exact recount; stamps the end time once, so reruns agree."""
+        self.recount()
         self.client.hsetnx(self.meta_key, "finished_at", _now())
         return self.current_result().to_dict()
 

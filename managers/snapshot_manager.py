@@ -23,7 +23,7 @@ from managers import keys
 from managers.deduplicator import ImageDeduplicator, ImageRecord
 from managers.manifest_manager import ManifestManager
 from managers.run_manager import RunManager
-from managers.state_manager import LaneOutcome, StateManager
+from managers.state_manager import StateManager
 
 PREFIX = "metadata/snapshots/"
 
@@ -91,7 +91,6 @@ class SnapshotManager:
             "type": "run",
             "run_id": run_id,
             "meta": runs.meta(),
-            "counters": runs.counters(),
             "result": runs.final_result(),
             "bad_rows": runs.bad_rows(),
         }
@@ -182,15 +181,8 @@ class SnapshotManager:
         return counts
 
     def _recount(self, run_id: str) -> None:
-        """Each shard's counters, summed again from the counters each lane recorded."""
-        for shard in keys.RunKeys(run_id).shards():
-            total: dict[str, int] = {}
-            for _, raw in self.client.hscan_iter(shard.lanes, count=1000):
-                for name, value in (LaneOutcome.decode(raw).counters or {}).items():
-                    total[name] = total.get(name, 0) + int(value)
-            self.client.delete(shard.counters)
-            if total:
-                self.client.hset(shard.counters, mapping=total)
+        """The run's totals, counted again from the restored lanes and state."""
+        RunManager(self.client, run_id).recount()
 
     def _apply_run(self, pipe: redis.client.Pipeline, line: dict[str, Any]) -> None:
         run_id, meta = line["run_id"], dict(line["meta"])

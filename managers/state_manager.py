@@ -52,6 +52,10 @@ class LaneOutcome:
         return cls(status, json.loads(reason) if reason else None, json.loads(counters) if counters else None)
 
 
+COMPLETED, FAILED = "properties.completed", "properties.failed"
+"""Fields of the run's totals hash that count properties (the rest are the run's counters)."""
+
+
 def encode_counters(counters: dict[str, int]) -> str:
     """The canonical JSON of a lane's counters (zeros left out), as the lanes hash keeps it."""
     return json.dumps({k: v for k, v in counters.items() if v}, sort_keys=True, separators=(",", ":"))
@@ -141,7 +145,17 @@ class StateManager:
         pipe.srem(shard.completed, property_id)
 
     def summary(self) -> ExtractionState:
-        """Counts over every shard: one pipelined round trip per node."""
+        """The run's completed and failed counts from its totals (one round trip: what polls read)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.keys.totals, COMPLETED, FAILED)
+        pipe.hvals(self.keys.lane_progress)
+        (completed, failed), stamps = pipe.execute()
+        latest = max((float(t) for t in stamps), default=None)
+        updated = datetime.fromtimestamp(latest, UTC).isoformat() if latest is not None else None
+        return ExtractionState(int(completed or 0), int(failed or 0), updated)
+
+    def exact_summary(self) -> ExtractionState:
+        """Counts over every shard (one pipelined round trip per node): what the final recount uses."""
         pipe = self.client.pipeline(transaction=False)
         for shard in self.keys.shards():
             pipe.scard(shard.completed)
@@ -169,7 +183,9 @@ class StateManager:
 
     def reset(self) -> None:
         """Forget the run's records (``--no-resume``); stored images stay where they are."""
-        self.client.unlink(*(key for shard in self.keys.shards() for key in shard.all()), self.keys.lane_progress)
+        self.client.unlink(
+            *(key for shard in self.keys.shards() for key in shard.all()), self.keys.lane_progress, self.keys.totals
+        )
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -9,7 +9,6 @@ consumed only once the visit that used it is recorded).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ from homeshots.core.models import Property
 from homeshots.pipeline.source_pass import SourceResult
 from managers import keys
 from managers.lane_recorder import LaneRecord, LaneRecorder
-from managers.run_manager import RunManager
 from managers.state_manager import LaneOutcome
 
 
@@ -75,7 +73,6 @@ def record_lane(
     )
     if tracked:
         client.delete(keys.mls_changed(memory.listing_key))  # type: ignore[union-attr]
-    touch(client, run_id, result.source)
     return LaneResult(prop.property_id, result.source, outcome.status, counters, result.reason, status)
 
 
@@ -86,10 +83,4 @@ def record_lane_failure(
     status = LaneRecorder(client, run_id).record(
         LaneRecord(property_id, lane, lanes, LaneOutcome("failed", reason), [], [], {})
     )
-    touch(client, run_id, lane)
     return LaneResult(property_id, lane, "failed", {}, reason, status)
-
-
-def touch(client: redis.Redis, run_id: str, lane: str) -> None:
-    """The lane is alive and the run's state changed now (the reconciler's and the metrics' clock)."""
-    RunManager(client, run_id).touch_lane(lane, time.time())

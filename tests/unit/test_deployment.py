@@ -11,8 +11,8 @@ import yaml
 from homeshots_sandbox.cli import main as sandbox_main
 from homeshots_sandbox.server import SandboxServer
 
-from celery_app.app import QUEUE, app
-from homeshots.core.settings import Settings
+from celery_app.app import app, lane_queue
+from homeshots.core.settings import SOURCES, Settings
 from homeshots.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +85,8 @@ def test_kubernetes_manifests_fit_together() -> None:
             check_command(container["command"])
     scaled = by_kind["ScaledObject"][0]["spec"]
     assert scaled["scaleTargetRef"]["name"] == "homeshots-worker"
-    trigger = scaled["triggers"][0]
-    assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == QUEUE
+    lanes = {t["metadata"]["listName"] for t in scaled["triggers"] if t["type"] == "redis"}
+    assert lanes == {lane_queue(source) for source in SOURCES}, "KEDA watches every source's lane queue"
     job = by_kind["CronJob"][0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     check_command(job["command"])
     flower_service = next(s for s in by_kind["Service"] if s["metadata"]["name"] == "homeshots-flower")
