@@ -7,7 +7,9 @@ Redis' own clock), and a 429 or ``Retry-After`` parks the whole cluster's traffi
 A task never sleeps in its worker slot for long: before a lane starts it *reserves* the requests it
 will make (``reserve``). The bucket may go into debt up to ``horizon`` seconds of tokens, so the
 reservation tells the task when its tokens are due; the task then retries with that countdown, holding
-no slot, and spends the prepaid tokens when it comes back (``prepay``). A request beyond what was
+no slot, and spends the prepaid tokens when it comes back (``prepay``). A request never goes out before
+its token is due; one that goes out late (its task started a moment after the reservation) leaves the
+source seeing at most ``rate x lateness`` more in a window than a strict bucket would. A request beyond what was
 prepaid takes a token as before, but a wait longer than ``max_wait`` raises ``TokenWait`` instead of
 sleeping.
 """

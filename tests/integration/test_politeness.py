@@ -11,6 +11,10 @@ def _api_times(sandbox, prefix: str = "/reso/odata/Property") -> list[float]:
     ]
 
 
+LAG = 0.5
+"""Seconds a lane may take from reserving its tokens to its first request (its start, on a busy machine)."""
+
+
 def test_two_workers_share_one_rate_limit(tmp_path, cluster_factory):
     listings, photos = make_catalog(12, photos_each=1)
     props = write_csv(tmp_path / "props.csv", listings)
@@ -23,10 +27,11 @@ def test_two_workers_share_one_rate_limit(tmp_path, cluster_factory):
     logs = [p.read_text() for p in sorted(cluster.logs.glob("w*.log"))]
     assert all("succeeded" in log for log in logs), "both worker processes took part"
     # 4 processes could send all of these within a few milliseconds; the shared bucket (4/s, burst 4)
-    # lets through at most 4 at once plus 4 per second, whatever the number of workers.
+    # lets through at most 4 at once plus 4 per second, whatever the number of workers. A lane reserves its
+    # tokens just before it starts and sends a moment later (LAG), so the first request trails the first token.
     span = times[-1] - times[0]
     assert len(times) >= 12
-    assert len(times) <= 4 + 4 * span + 1, f"{len(times)} requests in {span:.2f}s"
+    assert len(times) <= 4 + 4 * (span + LAG) + 1, f"{len(times)} requests in {span:.2f}s"
     for i, start in enumerate(times):
         in_window = [t for t in times[i:] if t - start < 1.0]
         assert len(in_window) <= 4 + 4 + 1, "no second holds more than burst + rate requests"
