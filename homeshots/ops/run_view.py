@@ -96,6 +96,11 @@ def show_run(client: redis.Redis, run_id: str, *, as_json: bool) -> None:
     where = open_store(get_settings()).location("processed")
     if meta.get("status") != "finished":
         console.print(progress_line(result, meta))
+        lanes = runs.lanes_done(runs.generation())
+        if lanes:
+            console.print(
+                "lanes: " + ", ".join(f"{lane} {done}/{total} chunks" for lane, (done, total) in lanes.items())
+            )
     print_result(console, result, status=meta.get("status", "?"), where=where)
     if result.get("night"):
         print_night(console, result["night"])
