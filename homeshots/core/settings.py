@@ -108,9 +108,15 @@ class Settings(BaseSettings):
     output_format: Literal["PNG", "JPEG", "WEBP"] = "PNG"
     png_compress_level: int = Field(1, ge=0, le=9)
     png_strategy: Literal["default", "rle"] = "rle"
-    """zlib strategy of the PNG encoder. ``rle`` (runs only; any level 1-9 encodes alike) is ~10% faster
-    and ~5% smaller than ``default`` at level 1 on photos, same pixels (``benchmarks/RESULTS.md``);
-    ``default`` with a higher level gives the smallest files, at ~4x the encode time for level 6."""
+    """zlib strategy of Pillow's PNG encoder (``png_encoder=pillow``). ``rle`` (runs only; any level 1-9
+    encodes alike) is ~10% faster and ~5% smaller than ``default`` at level 1 on photos, same pixels
+    (``benchmarks/RESULTS.md``); ``default`` with a higher level gives the smallest files, at ~4x the
+    encode time for level 6."""
+    png_encoder: Literal["isal", "pillow"] = "isal"
+    """Who writes processed PNGs. ``isal`` (``imaging/png.py``): one filter for every row and ISA-L's
+    deflate at level ``min(png_compress_level, 3)``, ~5x faster than Pillow's encoder, files ~8% larger.
+    ``pillow``: Pillow's zlib encoder (``png_compress_level``, ``png_strategy``), for the smallest files.
+    The pixels are the same either way, so the pixel sha256 and the processed key do not change."""
     jpeg_quality: int = Field(90, ge=1, le=100)
     dedup_threshold: int = Field(8, ge=0, le=32)
     dedup_dhash_threshold: int = Field(12, ge=0, le=64)
