@@ -34,6 +34,7 @@ import contextlib
 import csv
 import io
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -80,14 +81,15 @@ def _scaled(data: bytes, longest: int) -> bytes:
     return out.getvalue()
 
 
-def photo_sets(count: int, sizes: list[str], generated: bool) -> tuple[list[PhotoSet], str]:
-    """One set per size ("original" or a longest side in px) of the same ``count`` photos, and their origin."""
+def photo_sets(count: int, sizes: list[str], folder: Path | None) -> tuple[list[PhotoSet], str]:
+    """One set per size ("original" or a longest side in px) of the same ``count`` photos, and their origin:
+    the first ``count`` JPEGs of ``folder`` when it has that many, else generated ones."""
     from homeshots_sandbox import generate_photo
 
-    files = [] if generated or not DATASET.is_dir() else sorted(DATASET.glob("*.jpg"))[:count]
+    files = sorted(folder.glob("*.jpg"))[:count] if folder is not None and folder.is_dir() else []
     if len(files) == count:
         originals = {p.name: p.read_bytes() for p in files}
-        origin = f"{DATASET} ({count} photos, {min(len(p.read_bytes()) for p in files) // 1000}+ kB JPEGs)"
+        origin = f"{folder} ({count} photos, {min(len(p.read_bytes()) for p in files) // 1000}+ kB JPEGs)"
     else:
         shapes = [(720, 480), (1024, 683), (640, 480), (580, 436)]
         originals = {f"gen{i:04d}.jpg": generate_photo(20_000 + i, size=shapes[i % len(shapes)]) for i in range(count)}
@@ -247,6 +249,10 @@ def _row(label: str, m: Measure, note: str) -> str:
     )
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, list[Measure]]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--images", type=int, default=120, help="photos per set (default 120)")
@@ -254,11 +260,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[Measure]]]:
     parser.add_argument("--sizes", default="3000,original", help="sets: longest side in px, or 'original'")
     parser.add_argument("--each", type=int, default=4, help="photos per listing for homeshots (default 4)")
     parser.add_argument("--legs", default=",".join(LEGS), help=f"comma list of {','.join(LEGS)}")
+    parser.add_argument("--photos", type=Path, default=DATASET, help=f"folder of JPEGs (default {DATASET})")
     parser.add_argument("--generated", action="store_true", help="generated photos even when the data set exists")
     parser.add_argument("--img2dataset-venv", type=Path, default=DEFAULT_IMG2DATASET_VENV)
     parser.add_argument("--no-install", action="store_true", help="skip img2dataset when it is not installed")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for homeshots (levers)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)  # unwind, so that the leg running now is stopped too
     from homeshots_sandbox import SandboxServer
     from homeshots_sandbox.server import _Handler
 
@@ -270,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[Measure]]]:
     if "img2dataset" in legs and exe is None:
         print(f"img2dataset: not installed in {args.img2dataset_venv}, leg skipped (--no-install)")
         legs.remove("img2dataset")
-    sets, origin = photo_sets(args.images, args.sizes.split(","), args.generated)
+    sets, origin = photo_sets(args.images, args.sizes.split(","), None if args.generated else args.photos)
     load = os.getloadavg()
     print(
         f"machine: {cores} cores, load average {load[0]:.2f} at start; photos: {origin}; sets: "

@@ -112,9 +112,13 @@ def watch(leg: str, command: list[str], env: dict[str, str], log: Path, images: 
     try:
         code = proc.wait()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # interrupted: SIGTERM lets the homeshots CLI stop its Redis and workers
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         stop.set()
         sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
