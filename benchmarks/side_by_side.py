@@ -46,6 +46,7 @@ from PIL import Image
 
 from benchmarks.side_by_side_legs import (
     DEFAULT_IMG2DATASET_VENV,
+    SAMPLE_SECONDS,
     LegRun,
     Sample,
     floor_leg,
@@ -131,6 +132,8 @@ class Measure:
     leg: str
     per_core: float
     """Steady images/s per core."""
+    per_free_core: float
+    """Steady images/s per core the other load left free (what the leg could have had)."""
     e2e_per_core: float
     cpu_ms: float
     """CPU ms per image of the leg's process tree in the steady window."""
@@ -157,19 +160,21 @@ def measure(run: LegRun, cores: int) -> Measure:
     k = int(len(stamps) * TRIM)
     lo, hi = (stamps[k], stamps[-1 - k]) if len(stamps) >= 2 else (0.0, 0.0)
     count = len(stamps) - 1 - 2 * k
-    if count < 1 or hi <= lo:  # too few images for a steady window: the whole run
+    if count < 1 or hi - lo < 5 * SAMPLE_SECONDS:  # too short to sample a steady window: the whole run
         lo, hi, count = run.samples[0].at, run.samples[-1].at, max(1, len(stamps))
     window = hi - lo
     tree, busy, own = (_at(run.samples, hi, a) - _at(run.samples, lo, a) for a in ("tree_cpu", "busy", "self_cpu"))
+    other = max(0.0, busy - tree - own) / window
     return Measure(
         run.leg,
         count / window / cores,
+        count / window / max(0.25, cores - other),
         len(stamps) / run.seconds / cores,
         1000 * tree / count,
         1000 * run.cpu / max(1, len(stamps)),
         tree / window / cores,
-        tree / max(1e-9, window * cores - max(0.0, busy - tree - own)),
-        max(0.0, busy - tree - own) / window,
+        tree / max(1e-9, window * (cores - other)),
+        other,
         len(stamps),
     )
 
@@ -208,27 +213,29 @@ def _spread(values: list[float], fmt: str = ".1f") -> str:
 def summary(results: dict[str, dict[str, list[Measure]]], cores: int) -> list[str]:
     """Markdown table and ratio lines: medians with (min-max) over rounds; ratios paired round by round."""
     lines = [
-        "| photos | leg | per core, images/s (steady) | per core, end to end | CPU ms/image | cores busy "
-        "| busy of what others left | other load (cores, max) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| photos | leg | per core, images/s (steady) | per free core | per core, end to end | CPU ms/image "
+        "| cores busy | busy of what others left | other load (cores, max) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ratios: list[str] = []
     for label, legs in results.items():
         for leg, ms in legs.items():
             lines.append(
-                f"| {label} | {leg} | {_spread([m.per_core for m in ms])} | {_spread([m.e2e_per_core for m in ms])} "
+                f"| {label} | {leg} | {_spread([m.per_core for m in ms])} | {_spread([m.per_free_core for m in ms])} "
+                f"| {_spread([m.e2e_per_core for m in ms])} "
                 f"| {_spread([m.cpu_ms for m in ms], '.0f')} | {_spread([100 * m.busy for m in ms], '.0f')}% "
                 f"| {_spread([100 * m.busy_left for m in ms], '.0f')}% | {max(m.other for m in ms):.2f} |"
             )
         hs = legs.get("homeshots", [])
         for other, goal in TARGETS.items():
             paired = [h.per_core / o.per_core for h, o in zip(hs, legs.get(other, []), strict=False)]
+            free = [h.per_free_core / o.per_free_core for h, o in zip(hs, legs.get(other, []), strict=False)]
             by_cpu = [o.cpu_ms / h.cpu_ms for h, o in zip(hs, legs.get(other, []), strict=False)]
             if paired:
                 met = "met" if statistics.median(paired) >= goal else "NOT met"
                 ratios.append(
                     f"{label}: homeshots/{other} per core {_spread(paired, '.2f')}, goal >= {goal}: {met}; "
-                    f"per CPU second {_spread(by_cpu, '.2f')}"
+                    f"per free core {_spread(free, '.2f')}; per CPU second {_spread(by_cpu, '.2f')}"
                 )
         if hs:
             busy = statistics.median(m.busy for m in hs)
@@ -242,7 +249,8 @@ def summary(results: dict[str, dict[str, list[Measure]]], cores: int) -> list[st
 
 def _row(label: str, m: Measure, note: str) -> str:
     return (
-        f"  {label:>9} {m.leg:<12} {m.images:4d} images: {m.per_core:6.2f} img/s per core steady, "
+        f"  {label:>9} {m.leg:<12} {m.images:4d} images: {m.per_core:6.2f} img/s per core steady "
+        f"({m.per_free_core:.2f} per free core), "
         f"{m.e2e_per_core:6.2f} end to end; CPU {m.cpu_ms:5.0f} ms/image ({m.e2e_cpu_ms:.0f} with start-up); "
         f"cores busy {100 * m.busy:3.0f}% ({100 * m.busy_left:.0f}% of what others left); "
         f"other load {m.other:.2f} cores" + (f"; {note}" if note else "")

@@ -22,6 +22,7 @@ def test_measure_uses_the_steady_window_and_the_cpu_sampled_in_it() -> None:
     m = side_by_side.measure(run, cores=2)
     # 2 stamps trimmed at each end: 35 intervals of 0.1 s
     assert m.per_core == pytest.approx(35 / 3.5 / 2)
+    assert m.per_free_core == pytest.approx(35 / 3.5 / 1.75)
     assert m.e2e_per_core == pytest.approx(40 / 8.0 / 2)
     assert m.cpu_ms == pytest.approx(1000 * 1.5 * 3.5 / 35)
     assert m.e2e_cpu_ms == pytest.approx(1000 * 7.0 / 40)
@@ -32,7 +33,7 @@ def test_measure_uses_the_steady_window_and_the_cpu_sampled_in_it() -> None:
 
 def test_summary_pairs_ratios_round_by_round() -> None:
     def m(leg: str, per_core: float, cpu_ms: float) -> side_by_side.Measure:
-        return side_by_side.Measure(leg, per_core, per_core, cpu_ms, cpu_ms, 0.97, 0.99, 0.1, 100)
+        return side_by_side.Measure(leg, per_core, per_core, per_core, cpu_ms, cpu_ms, 0.97, 0.99, 0.1, 100)
 
     results = {
         "3000 px": {
@@ -44,7 +45,10 @@ def test_summary_pairs_ratios_round_by_round() -> None:
     lines = side_by_side.summary(results, cores=2)
     assert "| 3000 px | homeshots | 9.0 (6.0-12.0) |" in lines[2]
     ratios = "\n".join(lines)
-    assert "homeshots/img2dataset per core 1.35 (1.20-1.50), goal >= 1.2: met; per CPU second 1.25" in ratios
+    assert (
+        "homeshots/img2dataset per core 1.35 (1.20-1.50), goal >= 1.2: met; per free core 1.35 (1.20-1.50); "
+        "per CPU second 1.25" in ratios
+    )
     assert "homeshots/floor per core 0.75 (0.50-1.00), goal >= 0.95: NOT met" in ratios
     assert "kept 97% of 2 cores busy" in ratios
 
