@@ -78,11 +78,11 @@ class Settings(BaseSettings):
     worker_concurrency: int | None = None
     embedded_pool: Literal["threads", "prefork"] = "threads"
     """How ``homeshots backfill`` without ``redis_url`` runs its local workers: ``threads``, one worker
-    process per core (``worker_concurrency``) running ``embedded_task_threads`` properties that share its
-    image lane, so the lane is fed across property boundaries; or ``prefork``, one worker with
-    ``worker_concurrency`` children, which enforces the hard time limit but idles at property boundaries."""
+    process per core (``worker_concurrency``) running ``embedded_task_threads`` tasks that share its image
+    lane, so the lane is fed across task boundaries; or ``prefork``, one worker with ``worker_concurrency``
+    children, which enforces the hard time limit but idles at every task boundary."""
     embedded_task_threads: int = Field(2, ge=1, le=16)
-    """Properties one embedded ``threads`` worker process runs at once (they share one image lane)."""
+    """Tasks one embedded ``threads`` worker process runs at once (they share one image lane)."""
     task_soft_time_limit: int = Field(540, ge=10)
     task_time_limit: int = Field(600, ge=15)
     window_callback_max_waits: int = Field(120, ge=1)

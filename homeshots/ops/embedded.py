@@ -128,16 +128,16 @@ class EmbeddedRedis:
 
 
 class EmbeddedWorkers:
-    """Local Celery workers as child processes: one image lane per core, fed across property boundaries.
+    """Local Celery workers as child processes: one image lane per core, fed across task boundaries.
 
     ``threads`` (the default): one ``celery worker -P threads`` process per core, each running
-    ``task_threads`` properties at once that share the process's one image lane and byte budget, so
-    while one property waits (its listing query, its first download, recording it) the other's photos
-    keep the core busy, and memory stays bounded by bytes per process. The threads pool enforces no
-    hard time limit: each property's own deadline (soft limit - 45 s) still ends stuck downloads, not
-    a decode that never returns. ``prefork``: one ``--pool=prefork`` command with ``concurrency``
-    children (Celery's default), which kills a child past the hard limit but leaves a core idle at
-    every property boundary (``benchmarks/RESULTS.md``, "Side by side").
+    ``task_threads`` tasks (a property at one source each) at once that share the process's one image
+    lane and byte budget, so while one task waits (its listing query, its first download, recording
+    it) the other's photos keep the core busy, and memory stays bounded by bytes per process. The
+    threads pool enforces no hard time limit: each task's own deadline (soft limit - 45 s) still ends
+    stuck downloads, not a decode that never returns. ``prefork``: one ``--pool=prefork`` command with
+    ``concurrency`` children (Celery's default), which kills a child past the hard limit but leaves a
+    core idle at every task boundary (``benchmarks/RESULTS.md``, "Side by side").
     """
 
     def __init__(
