@@ -22,18 +22,19 @@ def test_measure_uses_the_steady_window_and_the_cpu_sampled_in_it() -> None:
     m = side_by_side.measure(run, cores=2)
     # 2 stamps trimmed at each end: 35 intervals of 0.1 s
     assert m.per_core == pytest.approx(35 / 3.5 / 2)
-    assert m.per_free_core == pytest.approx(35 / 3.5 / 1.75)
+    assert m.per_free_core == pytest.approx(35 / 3.5 / 1.7)
     assert m.e2e_per_core == pytest.approx(40 / 8.0 / 2)
     assert m.cpu_ms == pytest.approx(1000 * 1.5 * 3.5 / 35)
     assert m.e2e_cpu_ms == pytest.approx(1000 * 7.0 / 40)
     assert m.busy == pytest.approx(0.75)
     assert m.other == pytest.approx(0.25)
-    assert m.busy_left == pytest.approx(1.5 / (2 - 0.25))
+    assert m.server == pytest.approx(0.05)
+    assert m.busy_left == pytest.approx(1.5 / (2 - 0.25 - 0.05))
 
 
 def test_summary_pairs_ratios_round_by_round() -> None:
     def m(leg: str, per_core: float, cpu_ms: float) -> side_by_side.Measure:
-        return side_by_side.Measure(leg, per_core, per_core, per_core, cpu_ms, cpu_ms, 0.97, 0.99, 0.1, 100)
+        return side_by_side.Measure(leg, per_core, per_core, per_core, cpu_ms, cpu_ms, 0.97, 0.99, 0.1, 0.02, 100)
 
     results = {
         "3000 px": {
