@@ -46,7 +46,8 @@ test: setup chromium lint
 test-chaos: setup
 	$(BIN)/pytest -q -m chaos
 
-# Every benchmark in benchmarks/ (dedup index and quality, state O(1), memory, submission, throughput):
+# Every benchmark in benchmarks/ (dedup index and quality, state O(1), memory, submission, throughput,
+# side by side with img2dataset, which it installs into its own virtualenv under ~/.cache/homeshots-bench):
 # numbers and ratios against baselines measured in the same run; see benchmarks/RESULTS.md.
 bench: setup
 	$(BIN)/python -m benchmarks.run_all

@@ -29,7 +29,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class Png:
-    """PNG encoder settings: ``HOMESHOTS_PNG_COMPRESS_LEVEL`` and ``HOMESHOTS_PNG_STRATEGY``."""
+    """PNG encoder settings: ``LEVEL:STRATEGY`` for Pillow's zlib encoder (``HOMESHOTS_PNG_COMPRESS_LEVEL``,
+    ``HOMESHOTS_PNG_STRATEGY``), or ``LEVEL:isal`` for the ISA-L writer (``HOMESHOTS_PNG_ENCODER=isal``)."""
 
     level: int
     strategy: str
@@ -39,11 +40,20 @@ class Png:
         level, _, strategy = text.partition(":")
         return cls(int(level), strategy or "default")
 
+    @property
+    def encoder(self) -> str:
+        return "isal" if self.strategy == "isal" else "pillow"
+
     def __str__(self) -> str:
-        return f"PNG level {self.level} {self.strategy}"
+        return f"PNG ISA-L level {self.level}" if self.encoder == "isal" else f"PNG level {self.level} {self.strategy}"
 
     def env(self) -> dict[str, str]:
-        return {"HOMESHOTS_PNG_COMPRESS_LEVEL": str(self.level), "HOMESHOTS_PNG_STRATEGY": self.strategy}
+        strategy = "rle" if self.encoder == "isal" else self.strategy
+        return {
+            "HOMESHOTS_PNG_COMPRESS_LEVEL": str(self.level),
+            "HOMESHOTS_PNG_STRATEGY": strategy,
+            "HOMESHOTS_PNG_ENCODER": self.encoder,
+        }
 
 
 # --- the whole pipeline ---------------------------------------------------------------------------------

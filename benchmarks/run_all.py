@@ -24,8 +24,10 @@ KNOWN: list[tuple[str, list[str]]] = [
     ("memory", []),
     ("submission", []),
     ("throughput", []),
+    ("side_by_side", []),
 ]
-NOT_SCRIPTS = {"__init__", "run_all", "redis_server"}
+NOT_SCRIPTS = {"__init__", "run_all", "redis_server", "side_by_side_legs"}
+"""Helpers with a ``__main__`` of their own that are not benchmarks (``side_by_side_legs`` is the floor worker)."""
 
 
 def scripts() -> list[tuple[str, list[str]]]:

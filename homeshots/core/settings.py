@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     """Celery's chord results (a plain Redis). Default: the broker when it is a Redis, else the next database
     of ``redis_url``. They expire after ``result_expires_hours``; never kept on a Redis Cluster."""
     store_url: str = "file://./homeshots-data"
+    store_fsync: bool = True
+    """Local-folder store only (S3 has no fsync): flush each file to the disk before linking it into place,
+    so that after a power loss every file present is complete (``storage/local.py`` says what is at stake
+    without it). A killed process loses nothing either way; off saves ~2.4 ms of waiting per file."""
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     embedded_dir: Path = Path("./homeshots-data")
@@ -72,6 +76,13 @@ class Settings(BaseSettings):
     window_size: int = Field(1000, ge=1, le=100_000)
     windows_in_flight: int = Field(2, ge=1, le=100)
     worker_concurrency: int | None = None
+    embedded_pool: Literal["threads", "prefork"] = "threads"
+    """How ``homeshots backfill`` without ``redis_url`` runs its local workers: ``threads``, one worker
+    process per core (``worker_concurrency``) running ``embedded_task_threads`` tasks that share its image
+    lane, so the lane is fed across task boundaries; or ``prefork``, one worker with ``worker_concurrency``
+    children, which enforces the hard time limit but idles at every task boundary."""
+    embedded_task_threads: int = Field(2, ge=1, le=16)
+    """Tasks one embedded ``threads`` worker process runs at once (they share one image lane)."""
     task_soft_time_limit: int = Field(540, ge=10)
     task_time_limit: int = Field(600, ge=15)
     window_callback_max_waits: int = Field(120, ge=1)
@@ -108,9 +119,15 @@ class Settings(BaseSettings):
     output_format: Literal["PNG", "JPEG", "WEBP"] = "PNG"
     png_compress_level: int = Field(1, ge=0, le=9)
     png_strategy: Literal["default", "rle"] = "rle"
-    """zlib strategy of the PNG encoder. ``rle`` (runs only; any level 1-9 encodes alike) is ~10% faster
-    and ~5% smaller than ``default`` at level 1 on photos, same pixels (``benchmarks/RESULTS.md``);
-    ``default`` with a higher level gives the smallest files, at ~4x the encode time for level 6."""
+    """zlib strategy of Pillow's PNG encoder (``png_encoder=pillow``). ``rle`` (runs only; any level 1-9
+    encodes alike) is ~10% faster and ~5% smaller than ``default`` at level 1 on photos, same pixels
+    (``benchmarks/RESULTS.md``); ``default`` with a higher level gives the smallest files, at ~4x the
+    encode time for level 6."""
+    png_encoder: Literal["isal", "pillow"] = "isal"
+    """Who writes processed PNGs. ``isal`` (``imaging/png.py``): one filter for every row and ISA-L's
+    deflate at level ``min(png_compress_level, 3)``, ~5x faster than Pillow's encoder, files ~8% larger.
+    ``pillow``: Pillow's zlib encoder (``png_compress_level``, ``png_strategy``), for the smallest files.
+    The pixels are the same either way, so the pixel sha256 and the processed key do not change."""
     jpeg_quality: int = Field(90, ge=1, le=100)
     dedup_threshold: int = Field(8, ge=0, le=32)
     dedup_dhash_threshold: int = Field(12, ge=0, le=64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import imagehash
+import numpy as np
 from PIL import Image
 
 PHASH_BITS = 64
@@ -45,6 +46,11 @@ def hamming(a: int, b: int) -> int:
 def pixel_sha256(im: Image.Image) -> str:
     """Digest of size plus RGB pixel bytes: identical pixels give one id whatever the encoder."""
     rgb = im if im.mode == "RGB" else im.convert("RGB")
-    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
-    digest.update(rgb.tobytes())
+    return pixel_digest(rgb.width, rgb.height, rgb.tobytes())
+
+
+def pixel_digest(width: int, height: int, rgb: bytes | np.ndarray) -> str:
+    """``pixel_sha256`` of RGB pixel bytes already at hand (the standardizer's numpy copy): no second copy."""
+    digest = hashlib.sha256(f"{width}x{height}:".encode())
+    digest.update(rgb)
     return digest.hexdigest()

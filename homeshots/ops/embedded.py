@@ -128,52 +128,79 @@ class EmbeddedRedis:
 
 
 class EmbeddedWorkers:
-    """``celery -A celery_app worker`` as a child process with one pool process per core."""
+    """Local Celery workers as child processes: one image lane per core, fed across task boundaries.
 
-    def __init__(self, env: dict[str, str], log_file: Path, concurrency: int | None = None) -> None:
+    ``threads`` (the default): one ``celery worker -P threads`` process per core, each running
+    ``task_threads`` tasks (a property at one source each) at once that share the process's one image
+    lane and byte budget, so while one task waits (its listing query, its first download, recording
+    it) the other's photos keep the core busy, and memory stays bounded by bytes per process. The
+    threads pool enforces no hard time limit: each task's own deadline (soft limit - 45 s) still ends
+    stuck downloads, not a decode that never returns. ``prefork``: one ``--pool=prefork`` command with
+    ``concurrency`` children (Celery's default), which kills a child past the hard limit but leaves a
+    core idle at every task boundary (``benchmarks/RESULTS.md``, "Side by side").
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_file: Path,
+        concurrency: int | None = None,
+        pool: str = "threads",
+        task_threads: int = 2,
+    ) -> None:
+        if pool not in ("threads", "prefork"):
+            raise ConfigError(f"embedded worker pool must be 'threads' or 'prefork', not {pool!r}")
         self.env = env
         self.log_file = log_file
         self.concurrency = concurrency or os.cpu_count() or 1
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.pool = pool
+        self.task_threads = max(1, task_threads)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def commands(self) -> list[list[str]]:
+        """The worker commands: one per core with threads, one with ``concurrency`` children with prefork."""
+        base = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO", "-E"]
+        base += ["--without-gossip", "--without-mingle"]
+        name = f"--hostname=embedded-{os.getpid()}"
+        if self.pool == "prefork":
+            return [[*base, f"--concurrency={self.concurrency}", "--pool=prefork", f"{name}@%h"]]
+        threads = [*base, f"--concurrency={self.task_threads}", "--pool=threads"]
+        return [[*threads, f"{name}-{i}@%h"] for i in range(self.concurrency)]
 
     def start(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "celery_app",
-                    "worker",
-                    "--loglevel=INFO",
-                    f"--concurrency={self.concurrency}",
-                    "--pool=prefork",
-                    "-E",
-                    "--without-gossip",
-                    "--without-mingle",
-                    f"--hostname=embedded-{os.getpid()}@%h",
-                ],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
+            for command in self.commands():
+                self.procs.append(
+                    subprocess.Popen(
+                        command,
+                        env=self.env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        preexec_fn=_die_with_parent,
+                    )
+                )
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The first worker process (the only one with prefork)."""
+        return self.procs[0] if self.procs else None
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        """Every worker process still runs (one that died means lost capacity and, maybe, a crash to see)."""
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
 
     def stop(self, timeout: float = 60) -> None:
         """Warm shutdown (SIGTERM lets running tasks finish), then SIGKILL after ``timeout``."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
             try:
-                self.proc.wait(timeout=timeout)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+                proc.kill()
+                proc.wait()
+        self.procs = []

@@ -54,7 +54,11 @@ def open_session(*, workers: bool) -> Iterator[Session]:
     try:
         if workers:
             pool = EmbeddedWorkers(
-                dict(os.environ), settings.embedded_dir.resolve() / "logs" / "worker.log", settings.worker_concurrency
+                dict(os.environ),
+                settings.embedded_dir.resolve() / "logs" / "worker.log",
+                settings.worker_concurrency,
+                pool=settings.embedded_pool,
+                task_threads=settings.embedded_task_threads,
             )
             pool.start()
         yield Session(settings, connect(url), pool, embedded=True)

@@ -95,6 +95,7 @@ class WorkerContext:
             max_pixels=s.max_image_pixels,
             max_decoded_bytes=s.max_decoded_bytes,
             png_strategy=s.png_strategy,
+            png_encoder=s.png_encoder,
         )
 
     async def standardize(self, data: bytes) -> StandardizedImage:

@@ -26,7 +26,8 @@ def open_store(settings: Settings) -> Store:
 
         return S3Store(parsed.netloc, parsed.path, settings)
     if parsed.scheme == "file":
-        return LocalStore(Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path))
+        root = Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
+        return LocalStore(root, fsync=settings.store_fsync)
     if parsed.scheme == "":
-        return LocalStore(Path(url))
+        return LocalStore(Path(url), fsync=settings.store_fsync)
     raise ConfigError(f"HOMESHOTS_STORE_URL {url!r}: use file://PATH or s3://BUCKET/PREFIX")

@@ -95,3 +95,19 @@ def test_open_store_s3(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_open_store_bad_url(url: str) -> None:
     with pytest.raises(ConfigError):
         open_store(Settings(store_url=url))
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_fsync_setting_decides_whether_each_file_is_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    """Each put is flushed to the disk before it is linked (or not, when turned off); the file is whole either way."""
+    flushed: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    store = open_store(Settings(store_url=f"file://{tmp_path}", store_fsync=fsync))
+    assert isinstance(store, LocalStore) and store.fsync is fsync
+    data = os.urandom(100_000)
+    assert store.put("processed/ab/x.png", data) and store.put("raw/ab/x.jpg", data)
+    assert store.get("processed/ab/x.png") == data and store.get("raw/ab/x.jpg") == data
+    assert len(flushed) == (2 if fsync else 0)
