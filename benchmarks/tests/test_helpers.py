@@ -69,8 +69,11 @@ def test_parse_status_kb() -> None:
 
 def test_state_fixture_is_a_realistic_outcome() -> None:
     done, failed = make_fixture(property_id("t", 0), 0), make_fixture(property_id("t", 9), 9)
-    assert done.outcome.status == "completed" and len(done.out.entries) == 3 and not done.out.failures
-    assert failed.outcome.status == "failed" and len(failed.out.entries) == 2 and len(failed.out.failures) == 1
+    assert [out.source for out, _ in done.lanes] == ["mls", "zillow", "redfin"], "three lanes per property"
+    assert all(len(out.entries) == 1 and not out.failures and out.reason is None for out, _ in done.lanes)
+    assert [out.reason is not None for out, _ in failed.lanes] == [False, False, True], "the redfin lane fails"
+    assert sum(len(out.failures) for out, _ in failed.lanes) == 1
+    assert all(counters["run.total_images"] == 1 for _, counters in done.lanes)
     assert re.fullmatch(r"p-[0-9a-f]{16}", done.prop.property_id)
 
 

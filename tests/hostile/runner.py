@@ -15,7 +15,7 @@ import time
 
 from homeshots.core.models import Property
 from homeshots.core.settings import get_settings
-from homeshots.pipeline.property_pipeline import PropertyPipeline
+from homeshots.pipeline.lane_pipeline import PropertyPipeline
 from homeshots.pipeline.worker_context import WorkerContext
 from managers.manifest_manager import ManifestManager
 
@@ -46,7 +46,9 @@ def main(run_id: str, prop_json: str) -> dict[str, object]:
         outcome, escaped = None, f"{type(exc).__name__}: {exc}"
     seconds = time.monotonic() - started
     manifest = ManifestManager(ctx.redis, run_id)
-    rows, failures = manifest.for_properties([prop.property_id])[prop.property_id]
+    lanes = manifest.for_properties([prop.property_id], settings.sources).get(prop.property_id, {})
+    rows = [row for lane_rows, _ in lanes.values() for row in lane_rows]
+    failures = [failure for _, lane_failures in lanes.values() for failure in lane_failures]
     return {
         "status": outcome.status if outcome else "escaped",
         "reason": outcome.reason if outcome else {"kind": "escaped", "message": escaped},
