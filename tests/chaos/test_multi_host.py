@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from homeshots.core.settings import Settings
 from managers import keys
 from tests.chaos.conftest import CHAOS_ENV
 from tests.chaos.invariants import assert_every_property_accounted, s3_processed
@@ -35,6 +36,13 @@ CUT_SECONDS, REDIS_DOWN_SECONDS = 30.0, 3.0
 RUN = "netns-chaos"
 REDIS_KINDS = os.environ.get("HOMESHOTS_CHAOS_REDIS", "single").split(",")
 """``single`` (one node, the default deployment); ``cluster`` once state on a Redis Cluster works."""
+LIMITS = {} if os.environ.get("HOMESHOTS_CHAOS_LIMITS") == "default" else CHAOS_ENV
+"""Short task limits (the broker redelivers a lost task within a minute), or with ``HOMESHOTS_CHAOS_LIMITS=default``
+the production ones: what a lost host costs a ``--no-wait`` run there (the broker alone takes 21 minutes)."""
+_HARD = int(LIMITS.get("HOMESHOTS_TASK_TIME_LIMIT", Settings.model_fields["task_time_limit"].default))
+VISIBILITY = int(LIMITS.get("HOMESHOTS_VISIBILITY_TIMEOUT", 2 * _HARD + 60))
+FINISH_TIMEOUT = 2 * VISIBILITY + 300
+"""How long the run may take to finish by itself after the last fault: twice the broker's redelivery, and more."""
 
 
 class Watch:
@@ -80,7 +88,7 @@ class Watch:
         return f"{status.stdout}{status.stderr}\n{self.cluster.worker_log()}"
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(FINISH_TIMEOUT + 600)
 @pytest.mark.parametrize("redis_kind", REDIS_KINDS)
 def test_run_across_hosts_survives_cut_kill_and_redis_restart(tmp_path, redis_kind, record_property):
     skip_unless_available()
@@ -97,7 +105,7 @@ def test_run_across_hosts_survives_cut_kill_and_redis_restart(tmp_path, redis_ki
 
 def _scenario(lab: Lab, services: Services, tmp_path) -> list[str]:
     props = write_csv(tmp_path / "props.csv", services.sandbox.listings)
-    env = base_env(tmp_path) | CHAOS_ENV | services.env() | {"HOMESHOTS_WINDOW_SIZE": str(PROPERTIES // 10)}
+    env = base_env(tmp_path) | LIMITS | services.env() | {"HOMESHOTS_WINDOW_SIZE": str(PROPERTIES // 10)}
     cluster = Cluster(env, tmp_path / "store", logs=tmp_path / "logs", cli_netns=lab.services.netns)
     for i, host in enumerate(lab.hosts, start=1):
         host.procs.append(cluster.start_worker(CONCURRENCY, name=f"host{i}", netns=host.netns))
@@ -136,7 +144,8 @@ def _run(lab: Lab, services: Services, cluster: Cluster, props, timeline: Timeli
     processes = lab.kill(killed)
     mark.name += f" ({processes} processes)"
 
-    wait_until(watch.finished, timeout=420, what="the run to finish by itself", diagnostics=watch.diagnostics, poll=0.5)
+    finish = "the run to finish by itself"
+    wait_until(watch.finished, timeout=FINISH_TIMEOUT, what=finish, diagnostics=watch.diagnostics, poll=0.5)
     timeline.finish()
 
     report = status_json(cluster, RUN)
@@ -152,8 +161,7 @@ def _run(lab: Lab, services: Services, cluster: Cluster, props, timeline: Timeli
     return [
         f"{result['properties_completed']} properties completed, {result['properties_failed']} failed {kinds}, "
         f"{result['unique_images']} images stored of {result['total_images']} found",
-        f"task hard limit {CHAOS_ENV['HOMESHOTS_TASK_TIME_LIMIT']}s, "
-        f"visibility timeout {CHAOS_ENV['HOMESHOTS_VISIBILITY_TIMEOUT']}s",
+        f"task hard limit {_HARD}s, visibility timeout {VISIBILITY}s",
         *timeline.summary(),
     ]
 
