@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import ipaddress
 import os
 import re
@@ -43,15 +44,18 @@ class NetnsError(RuntimeError):
     """An ``ip`` command failed while building or changing the namespaces."""
 
 
+@functools.cache
 def unavailable() -> str | None:
-    """Why namespaces cannot be made here (not root, no ``ip``), or None when they can."""
+    """Why namespaces cannot be made here (not root, no ``ip``, a container without the right), or None."""
     if os.geteuid() != 0:
         return "network namespaces need root (CI's chaos stage runs as root)"
     if shutil.which("ip") is None:
-        return "`ip` (iproute2) is not installed"
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"`ip netns` is unavailable: {probe.stderr.strip()}"
+        return "`ip` (iproute2) is not installed: `make test-chaos` installs it"
+    probe = f"{PREFIX}{os.getpid()}-probe"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    if made.returncode != 0:
+        return f"`ip netns add` is not allowed here: {made.stderr.strip()}"
     return None
 
 
