@@ -71,9 +71,10 @@ class Watch:
         except redis.RedisError:
             return False
 
-    def until_done(self, share: float, timeout: float = 240) -> None:
+    def until_done(self, share: float) -> None:
+        """Until ``share`` of the properties are done (a lost callback may hold the run a visibility timeout)."""
         target = int(PROPERTIES * share)
-        wait_until(lambda: self.done() >= target, timeout=timeout, what=f"{target} properties done",
+        wait_until(lambda: self.done() >= target, timeout=FINISH_TIMEOUT, what=f"{target} properties done",
                    diagnostics=self.diagnostics, poll=0.25)  # fmt: skip
 
     def hold(self, seconds: float) -> None:
@@ -84,8 +85,13 @@ class Watch:
             time.sleep(0.25)
 
     def diagnostics(self) -> str:
-        status = self.cluster.cli("status", RUN, timeout=60)
-        return f"{status.stdout}{status.stderr}\n{self.cluster.worker_log()}"
+        """The run's status (if Redis answers) and the tail of every host's and service's log."""
+        try:
+            status = self.cluster.cli("status", RUN, timeout=60)
+            said = status.stdout + status.stderr
+        except subprocess.TimeoutExpired:
+            said = "homeshots status did not answer in 60 s"
+        return f"{said}\n{self.cluster.worker_log()}"
 
 
 @pytest.mark.timeout(FINISH_TIMEOUT + 600)
