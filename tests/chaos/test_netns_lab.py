@@ -6,6 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from homeshots_sandbox.redis_servers import LocalRedisCluster
+
+from managers.connection import connect
 from tests.chaos.netns import PREFIX, Host, Lab, ip, skip_unless_available
 from tests.conftest import wait_until
 
@@ -62,6 +65,27 @@ def test_lab_removes_what_a_crashed_run_left_but_not_a_live_run():
     finally:
         for name in (crashed, live):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_redis_cluster_inside_the_services_namespace(tmp_path):
+    """A 3-master cluster made and restarted inside the services host (its data kept), reachable from a
+    worker host and from the test through ``Lab.call``. (Nothing probes it from the machine's own network:
+    that traffic would leave through the machine's default route.)"""
+    skip_unless_available()
+    with Lab(1) as lab:
+        cluster = LocalRedisCluster(tmp_path, host=lab.services.address, appendonly=True, netns=lab.services.netns)
+        try:
+            cluster.start()
+            client = lab.call(connect, cluster.url, cluster=True)
+            lab.call(lambda: [client.set(f"k{i}", i) for i in range(30)])
+            cluster.restart(1, down_for=1.0)
+            assert lab.call(lambda: [int(client.get(f"k{i}")) for i in range(30)]) == list(range(30))
+            node = cluster.nodes[0]
+            probe = ["redis-cli", "-h", node.host, "-p", str(node.port), "PING"]
+            seen = subprocess.run(["ip", "netns", "exec", lab.hosts[0].netns, *probe], capture_output=True, text=True)
+            assert seen.stdout.strip() == "PONG", "a worker host cannot reach the cluster"
+        finally:
+            cluster.stop()
 
 
 def _pids(host: Host) -> list[str]:
