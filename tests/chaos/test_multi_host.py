@@ -165,8 +165,9 @@ def _run(lab: Lab, services: Services, cluster: Cluster, props, timeline: Timeli
     )
     kinds = sorted({r.get("kind", "?") for r in report["failed_properties"].values()})
     return [
-        f"{result['properties_completed']} properties completed, {result['properties_failed']} failed {kinds}, "
-        f"{result['unique_images']} images stored of {result['total_images']} found",
+        f"{result['properties_completed']} properties completed, {result['properties_failed']} failed {kinds}; "
+        f"{result['total_images']} photos found, {result['unique_images']} images stored once each, "
+        f"{result['duplicate_images']} duplicates, {result['failed_downloads']} failed downloads",
         f"task hard limit {_HARD}s, visibility timeout {VISIBILITY}s",
         *timeline.summary(),
     ]
