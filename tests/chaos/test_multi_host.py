@@ -33,6 +33,8 @@ PROPERTIES, PHOTOS_EACH, LATENCY = 400, 2, 1.0
 """A photo takes ``LATENCY`` seconds to serve: the run lasts long enough for the faults at little CPU."""
 HOSTS, CONCURRENCY = 3, 2
 CUT_SECONDS, REDIS_DOWN_SECONDS = 30.0, 3.0
+SETTLE_SECONDS = 10.0
+"""At least this long between the end of one fault and the next, so each one's cost is its own."""
 RUN = "netns-chaos"
 REDIS_KINDS = os.environ.get("HOMESHOTS_CHAOS_REDIS", "single").split(",")
 """``single`` (one node, the default deployment); ``cluster`` once state on a Redis Cluster works."""
@@ -138,12 +140,14 @@ def _run(lab: Lab, services: Services, cluster: Cluster, props, timeline: Timeli
     lab.reconnect(cut)
     mark.recovered = timeline.now()
 
+    watch.hold(SETTLE_SECONDS)
     watch.until_done(0.40)
     mark = timeline.mark("Redis node restarted")
     what = services.redis.restart_one(down_for=REDIS_DOWN_SECONDS)
     mark.recovered = timeline.now()
     mark.name += f" ({what}, down {REDIS_DOWN_SECONDS:.0f}s)"
 
+    watch.hold(SETTLE_SECONDS)
     watch.until_done(0.60)
     assert not watch.finished(), "the run ended before the last fault: make it longer (PROPERTIES, LATENCY)"
     mark = timeline.mark("host2 SIGKILLed")
