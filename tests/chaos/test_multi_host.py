@@ -4,8 +4,9 @@ Each worker host is a network namespace running ``celery -A celery_app worker``;
 and the sandbox run on a services host, all joined by a bridge (``tests/chaos/netns.py``). The run is
 submitted with ``--no-wait``, the nightly CronJob's way: no CLI watches it, the cluster must finish it
 by itself. Mid-run one host's cable is pulled for 30 s, one Redis node restarts (append-only file), and
-another host is SIGKILLed whole. Then every property ends completed or failed with a reason, nothing is
-stored twice and the counts are exact. The outcome and what each fault cost are printed (``-s``).
+another host is SIGKILLed whole; the faults come apart, or with Redis restarting just as the cut host
+returns. Then every property ends completed or failed with a reason, nothing is stored twice and the
+counts are exact. The outcome and what each fault cost are printed (``-s``).
 """
 
 from __future__ import annotations
@@ -97,21 +98,25 @@ class Watch:
 
 
 @pytest.mark.timeout(FINISH_TIMEOUT + 600)
+@pytest.mark.parametrize("overlap", [False, True], ids=["faults-apart", "redis-restarts-as-host-returns"])
 @pytest.mark.parametrize("redis_kind", REDIS_KINDS)
-def test_run_across_hosts_survives_cut_kill_and_redis_restart(tmp_path, redis_kind, record_property):
+def test_run_across_hosts_survives_cut_kill_and_redis_restart(tmp_path, redis_kind, overlap, record_property):
+    """``faults-apart``: each fault alone (10 s between), so each one's cost is its own.
+    ``redis-restarts-as-host-returns``: Redis restarts the moment the cut host is back, while that host's
+    stalled tasks finish and acknowledge: acknowledgements are lost and tasks run a second time."""
     skip_unless_available()
     with Lab(HOSTS) as lab:
         services = Services(lab, tmp_path, redis_kind, properties=PROPERTIES, photos_each=PHOTOS_EACH, latency=LATENCY)
         try:
             services.start()
-            summary = _scenario(lab, services, tmp_path)
+            summary = _scenario(lab, services, tmp_path, overlap)
         finally:
             services.stop()
     record_property("outcome", "\n".join(summary))
-    print("\n".join([f"multi-host chaos run ({redis_kind} Redis):", *summary]))
+    print("\n".join([f"multi-host chaos run ({redis_kind} Redis, {'overlapping' if overlap else 'apart'}):", *summary]))
 
 
-def _scenario(lab: Lab, services: Services, tmp_path) -> list[str]:
+def _scenario(lab: Lab, services: Services, tmp_path, overlap: bool) -> list[str]:
     props = write_csv(tmp_path / "props.csv", services.sandbox.listings)
     env = base_env(tmp_path) | LIMITS | services.env() | {"HOMESHOTS_WINDOW_SIZE": str(PROPERTIES // 10)}
     cluster = Cluster(env, tmp_path / "store", logs=tmp_path / "logs", cli_netns=lab.services.netns)
@@ -120,14 +125,14 @@ def _scenario(lab: Lab, services: Services, tmp_path) -> list[str]:
 
     timeline = Timeline(PROPERTIES)
     try:
-        return _run(lab, services, cluster, props, timeline)
+        return _run(lab, services, cluster, props, timeline, overlap)
     except BaseException:
         print("\n".join(["", "timeline of the failed run:", *timeline.summary()]))
         print(f"run records kept in {_keep_records(cluster, tmp_path / 'records')}")
         raise
 
 
-def _run(lab: Lab, services: Services, cluster: Cluster, props, timeline: Timeline) -> list[str]:
+def _run(lab: Lab, services: Services, cluster: Cluster, props, timeline: Timeline, overlap: bool) -> list[str]:
     cut, killed = lab.hosts[0], lab.hosts[1]
     watch = Watch(lab, services, timeline, cluster)
     submitted = cluster.cli("backfill", str(props), "--run-id", RUN, "--no-wait", timeout=120)
@@ -140,8 +145,9 @@ def _run(lab: Lab, services: Services, cluster: Cluster, props, timeline: Timeli
     lab.reconnect(cut)
     mark.recovered = timeline.now()
 
-    watch.hold(SETTLE_SECONDS)
-    watch.until_done(0.40)
+    if not overlap:
+        watch.hold(SETTLE_SECONDS)
+        watch.until_done(0.40)
     mark = timeline.mark("Redis node restarted")
     what = services.redis.restart_one(down_for=REDIS_DOWN_SECONDS)
     mark.recovered = timeline.now()
