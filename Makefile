@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup redis-server chromium flower demo test test-chaos lint bench clean
+.PHONY: setup redis-server chromium iproute2 flower demo test test-chaos lint bench clean
 
 setup: $(VENV)/.installed redis-server
 
@@ -28,6 +28,12 @@ chromium:
 	  echo "installing chromium (Debian package)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# iproute2 (`ip netns`, veth pairs, a bridge): the multi-host chaos run makes its worker hosts as network namespaces.
+iproute2:
+	@command -v ip >/dev/null 2>&1 || { \
+	  echo "installing iproute2 (Debian package)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2 >/dev/null; }
+
 flower: setup
 	$(BIN)/homeshots flower
 
@@ -43,7 +49,7 @@ lint: setup
 test: setup chromium lint
 	$(BIN)/pytest -q
 
-test-chaos: setup
+test-chaos: setup iproute2
 	$(BIN)/pytest -q -m chaos
 
 # Every benchmark in benchmarks/ (dedup index and quality, state O(1), memory, submission, throughput,

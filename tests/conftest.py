@@ -110,16 +110,25 @@ class Cluster:
     store_dir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: Path | None = None
+    cli_netns: str | None = None
+    """The network namespace the CLI runs in (``ip netns exec``), when the services live in one."""
 
     def start_worker(
-        self, concurrency: int = 2, name: str = "w1", queues: list[str] | None = None
+        self,
+        concurrency: int = 2,
+        name: str = "w1",
+        queues: list[str] | None = None,
+        *,
+        netns: str | None = None,
     ) -> subprocess.Popen[bytes]:
         """A real worker (main process + prefork children) in its own process group, so a test
-        can SIGKILL the whole worker at once with ``os.killpg``; ``queues`` as ``-Q`` (default: all)."""
+        can SIGKILL the whole worker at once with ``os.killpg``; ``queues`` as ``-Q`` (default: all);
+        ``netns``: on that namespace's host."""
         assert self.logs is not None
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [
+                *_in_netns(netns),
                 sys.executable,
                 "-m",
                 "celery",
@@ -148,7 +157,7 @@ class Cluster:
         self, *args: str, timeout: float = 180, env: dict[str, str] | None = None, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "homeshots", *args],
+            [*_in_netns(self.cli_netns), sys.executable, "-m", "homeshots", *args],
             env=env or self.env,
             cwd=cwd or ROOT,
             capture_output=True,
@@ -174,6 +183,10 @@ class Cluster:
     def worker_log(self) -> str:
         assert self.logs is not None
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.logs.glob("*.log")))
+
+
+def _in_netns(netns: str | None) -> list[str]:
+    return ["ip", "netns", "exec", netns] if netns else []
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:

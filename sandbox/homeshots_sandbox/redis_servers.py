@@ -3,7 +3,8 @@
 Every server listens on a free port of the given host (127.0.0.1 by default), keeps its files in a
 folder of the caller's, and can be stopped, killed and restarted on the same port: what the chaos
 tests do to a node. A cluster is made the way operators make one: ``--cluster-enabled yes`` nodes
-joined by ``redis-cli --cluster create``.
+joined by ``redis-cli --cluster create``. Given ``netns``, nodes (and the ``redis-cli`` that checks
+and joins them) run inside that network namespace, on an address that exists only there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -96,7 +98,8 @@ class RedisNode:
                 "3000",
             ]
         if self.netns:
-            args = ["ip", "netns", "exec", self.netns, *args]
+            # Its address exists only inside the namespace, so clients there may connect without a password.
+            args = ["ip", "netns", "exec", self.netns, *args, "--protected-mode", "no"]
         return args
 
     def start(self, timeout: float = 20.0) -> None:
@@ -104,10 +107,21 @@ class RedisNode:
         self.proc = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        if self.netns is None:
-            self.wait_ready(timeout)
+        self.wait_ready(timeout)
+
+    def cli(self, *args: str, timeout: float = 10.0) -> str:
+        """``redis-cli`` against this node, from inside its namespace when it has one (the caller may be
+        outside it): what readiness checks and cluster set-up use."""
+        command = [_binary("redis-cli"), "-h", self.host, "-p", str(self.port), *args]
+        if self.netns:
+            command = ["ip", "netns", "exec", self.netns, *command]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return proc.stdout if proc.returncode == 0 else ""
 
     def wait_ready(self, timeout: float = 20.0) -> None:
+        if self.netns:
+            self._wait(lambda: self.cli("PING").strip() == "PONG", timeout)
+            return
         client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.5, socket_timeout=2)
         deadline = time.monotonic() + timeout
         try:
@@ -122,6 +136,13 @@ class RedisNode:
                 time.sleep(0.05)
         finally:
             client.close()
+
+    def _wait(self, ready: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if (self.proc is not None and self.proc.poll() is not None) or time.monotonic() > deadline:
+                raise RedisServerError(f"redis-server did not start on {self.host}:{self.port} in {self.netns}")
+            time.sleep(0.05)
 
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (a clean shutdown, AOF flushed) or SIGKILL (a crash)."""
@@ -146,12 +167,23 @@ class RedisNode:
 class LocalRedisCluster:
     """A Redis Cluster of ``masters`` nodes (no replicas) on one host, made by ``redis-cli --cluster create``."""
 
-    def __init__(self, directory: Path, *, masters: int = 3, host: str = "127.0.0.1", appendonly: bool = False):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        masters: int = 3,
+        host: str = "127.0.0.1",
+        appendonly: bool = False,
+        netns: str | None = None,
+    ):
         if masters < 3:
             raise RedisServerError("redis-cli --cluster create needs at least 3 masters")
         self.nodes = [
-            RedisNode(directory / f"node{i}", host=host, cluster=True, appendonly=appendonly) for i in range(masters)
+            RedisNode(directory / f"node{i}", host=host, cluster=True, appendonly=appendonly, netns=netns)
+            for i in range(masters)
         ]
+        self.netns = netns
+        """Every node runs inside this network namespace, and so do ``redis-cli`` and the health checks."""
 
     @property
     def url(self) -> str:
@@ -161,14 +193,17 @@ class LocalRedisCluster:
     def start(self, timeout: float = 60.0) -> None:
         for node in self.nodes:
             node.start()
+        command = [
+            _binary("redis-cli"),
+            "--cluster", "create",
+            *(f"{n.host}:{n.port}" for n in self.nodes),
+            "--cluster-replicas", "0",
+            "--cluster-yes",
+        ]  # fmt: skip
+        if self.netns:
+            command = ["ip", "netns", "exec", self.netns, *command]
         subprocess.run(
-            [
-                _binary("redis-cli"),
-                "--cluster", "create",
-                *(f"{n.host}:{n.port}" for n in self.nodes),
-                "--cluster-replicas", "0",
-                "--cluster-yes",
-            ],
+            command,
             check=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -183,17 +218,21 @@ class LocalRedisCluster:
         while True:
             states = []
             for node in self.nodes:
-                try:
-                    info = node.client().execute_command("CLUSTER", "INFO")
-                    text = info if isinstance(info, str) else info.decode()
-                    states.append("cluster_state:ok" in text)
-                except redis.RedisError:
-                    states.append(False)
+                states.append("cluster_state:ok" in self._cluster_info(node))
             if all(states):
                 return
             if time.monotonic() > deadline:
                 raise RedisServerError("the Redis Cluster did not reach cluster_state:ok")
             time.sleep(0.1)
+
+    def _cluster_info(self, node: RedisNode) -> str:
+        if node.netns:
+            return node.cli("CLUSTER", "INFO")
+        try:
+            info = node.client().execute_command("CLUSTER", "INFO")
+        except redis.RedisError:
+            return ""
+        return info if isinstance(info, str) else info.decode()
 
     def restart(self, index: int, *, kill: bool = False, down_for: float = 0.0) -> None:
         """Stop node ``index`` and start it again on the same port with its ``nodes.conf`` (it rejoins)."""
