@@ -13,6 +13,7 @@ from PIL import Image
 
 from homeshots.core.inputs import derive_property_id
 from managers import keys
+from managers.state_manager import StateManager
 from tests.integration.helpers import manifest_rows, status_json
 
 
@@ -95,7 +96,7 @@ def assert_every_property_accounted(
             problems.append(problem)
 
     by_id = {derive_property_id(x.address, x.city, "AZ", x.postal_code): x for x in listings}
-    completed = set(client.smembers(keys.RunKeys(run_id).completed))
+    completed = set(StateManager(client, run_id).completed_ids())
     both, neither = completed & set(failed), set(by_id) - completed - set(failed)
     check(not both, f"{len(both)} properties both completed and failed: {sorted(both)[:3]}")
     check(not neither, f"{len(neither)} properties with no outcome: {sorted(neither)[:3]}")
