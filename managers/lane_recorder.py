@@ -35,6 +35,13 @@ local field = pid .. '|' .. lane
 local value = ARGV[3] .. '\\n' .. ARGV[4]
 local old = redis.call('HGET', KEYS[1], field)
 local before = ''
+if old and string.sub(old, 1, 10) == 'completed\\n' and string.sub(ARGV[3], 1, 6) == 'failed' then
+  -- A stale attempt (a host cut off past its deadline, a copy delivered twice) that failed after another one
+  -- completed the lane: the completed one stands.
+  redis.call('HDEL', KEYS[6], field)
+  redis.call('HDEL', KEYS[7], field)
+  return {'', 0, 0, ''}
+end
 if old ~= value then
   redis.call('HSET', KEYS[1], field, value)
   before = old and string.sub(old, string.find(old, '\\n', 1, true) + 1) or '{}'
@@ -110,7 +117,8 @@ class LaneRecorder:
 
     def record(self, record: LaneRecord, pipe: redis.client.Pipeline | None = None) -> str | None:
         """Write the lane, then bring the run's totals up to date (one more round trip, in the run's slot);
-        returns the property's status once every lane has recorded, else None. With ``pipe`` (a plain Redis
+        returns the property's status once every lane has recorded, else None. A failed attempt never
+        replaces a completed one (it is a stale copy: the completed attempt stands). With ``pipe`` (a plain Redis
         pipeline: bulk loads, benchmarks) the lane is queued, the totals are left to ``RunManager.recount``,
         and None is returned."""
         shard = self.keys.of(record.property_id)

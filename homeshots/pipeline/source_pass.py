@@ -18,8 +18,9 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from homeshots.core.errors import FetchFailedError, FetchUnavailableError, HomeshotsError, SourceError
 from homeshots.core.models import ImageRef, Property, SourceListing
@@ -34,6 +35,7 @@ from managers.listing_memory import ListingMemory, PhotoMemory
 from managers.manifest_manager import ManifestEntry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 TRUNCATIONS = frozenset({"too_many_photos", "too_many_pages", "paging_loop", "missing_pages"})
 
 
@@ -137,6 +139,9 @@ class SourcePass:
         await asyncio.gather(*pending, return_exceptions=True)
         retryable = [task.result() for task in done]
         for task in pending:
+            if not task.cancelled() and task.exception() is None:  # it was being kept: it finished, it has its row
+                retryable.append(task.result())
+                continue
             ref = tasks[task]
             late = FetchUnavailableError(ref.source_url, "the property ran out of time", kind="deadline")
             retryable.append(self._failed(ref, known.get(_identity(ref)), tracker, out, late, str(late)))
@@ -214,7 +219,9 @@ class SourcePass:
                 else:
                     # The process's image lane: downloads go on while earlier photos are standardized.
                     std = await self.ctx.standardize(raw)
-                    entry = await asyncio.to_thread(self.keeper.keep, prop, ref, raw, std, tracker, raw_sha)
+                    entry = await _unless_started(
+                        asyncio.to_thread(self.keeper.keep, prop, ref, raw, std, tracker, raw_sha)
+                    )
                     cluster = entry.duplicate_of or entry.sha256
             except HomeshotsError as exc:
                 message = (
@@ -307,6 +314,17 @@ class SourcePass:
         if before is not None:  # still listed, not seen this time: remember it as it was
             out.photos[before.identity] = before
         return error.retryable
+
+
+async def _unless_started(step: Coroutine[Any, Any, T]) -> T:
+    """Run ``step`` to its end even if the lane's deadline cancels us meanwhile: keeping an image claims it in
+    the index and stores its files, so once begun its manifest row must be recorded too (a file without a
+    row would be an orphan). The lane waits for it; cancelled before it began, nothing was done."""
+    future = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        return await future
 
 
 def _identity(ref: ImageRef) -> str:

@@ -95,3 +95,18 @@ def test_reservations_hand_out_future_tokens_up_to_the_horizon(redis_server) -> 
     refused = limiter.reserve(1, horizon=3.0)
     assert not refused.granted and 0 < refused.delay <= 0.6, "past the horizon: try again shortly"
     assert limiter.reserve(3, horizon=10.0).granted, "a cost above the burst can still be reserved"
+
+
+def test_a_stale_failed_attempt_never_replaces_a_completed_lane(redis_server) -> None:
+    client = connect(redis_server.url)
+    recorder, runs = LaneRecorder(client, "r"), RunManager(client, "r")
+    for lane in LANES:
+        recorder.record(_record("p1", lane))
+    before = runs.counters()
+    # The copy on a host that was cut off ran out of time and records late, after the redelivered copy.
+    assert recorder.record(_record("p1", "zillow", failed=True, images=0)) is None
+    state = StateManager(client, "r")
+    assert state.completed_among(["p1"]) == {"p1"} and dict(state.failures()) == {}
+    assert runs.counters() == before
+    rows = ManifestManager(client, "r").for_properties(["p1"], LANES)["p1"]["zillow"][0]
+    assert len(rows) == 2, "the completed attempt's rows stand"
