@@ -69,8 +69,9 @@ def _child(mode: str, path: Path, redis_url: str, run_id: str, trace: bool) -> d
             out["rows"] = sum(1 for _ in read_properties(path))
     else:
         os.environ["HOMESHOTS_REDIS_URL"] = redis_url  # tasks.window reads get_settings()
-        import celery_app
         import tasks.window
+
+        import celery_app
         from celery_app.app import QUEUE, release_result_subscriptions
         from homeshots.core.settings import Settings, get_settings
         from managers.connection import connect
