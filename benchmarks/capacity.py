@@ -65,6 +65,8 @@ class NodeCost:
     name: str
     commands: int
     cpu_seconds: float
+    by_command: dict[str, tuple[int, float]] | None = None
+    """command -> (calls, usec) over the measurement (INFO commandstats deltas)."""
 
 
 @dataclass
@@ -89,13 +91,24 @@ class Measured:
         return self.images / max(self.busiest().cpu_seconds, 1e-9)
 
 
-def _node_stats(host: str, port: int) -> tuple[int, float]:
+def _node_stats(host: str, port: int) -> tuple[int, float, dict[str, tuple[int, float]]]:
     client = redis.Redis(host=host, port=port)
     stats = client.info("commandstats")
     cpu = client.info("cpu")
     client.close()
-    calls = sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info",))
-    return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    per = {
+        k.removeprefix("cmdstat_"): (int(v["calls"]), float(v["usec"])) for k, v in stats.items() if k != "cmdstat_info"
+    }
+    calls = sum(c for c, _ in per.values())
+    return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), per
+
+
+def _delta(after: dict[str, tuple[int, float]], before: dict[str, tuple[int, float]]) -> dict[str, tuple[int, float]]:
+    return {
+        name: (calls - before.get(name, (0, 0.0))[0], usec - before.get(name, (0, 0.0))[1])
+        for name, (calls, usec) in after.items()
+        if calls > before.get(name, (0, 0.0))[0]
+    }
 
 
 def _record_for(seed: int, index: int, pid: str, source: str):
@@ -192,12 +205,13 @@ def _measure(topology: Topology, cores: int, seconds: float) -> Measured:
         proc.join()
     nodes = []
     for node in topology.state_nodes:
-        calls, cpu = _node_stats(*node)
-        nodes.append(NodeCost(f"{node[0]}:{node[1]}", calls - before[node][0], cpu - before[node][1]))
+        calls, cpu, per = _node_stats(*node)
+        b_calls, b_cpu, b_per = before[node]
+        nodes.append(NodeCost(f"{node[0]}:{node[1]}", calls - b_calls, cpu - b_cpu, _delta(per, b_per)))
     broker = None
     if broker_before is not None:
-        calls, cpu = _node_stats(*topology.broker_node)
-        broker = NodeCost("broker", calls - broker_before[0], cpu - broker_before[1])
+        calls, cpu, per = _node_stats(*topology.broker_node)
+        broker = NodeCost("broker", calls - broker_before[0], cpu - broker_before[1], _delta(per, broker_before[2]))
     return Measured(topology.name, sum(n for n, _ in got), elapsed, [c for _, cs in got for c in cs], nodes, broker)
 
 
@@ -247,7 +261,7 @@ def _cluster(tmp: Path) -> Iterator[Topology]:
         cluster.stop()
 
 
-def _report(results: list[Measured]) -> None:
+def _report(results: list[Measured], breakdown: bool = False) -> None:
     print(
         f"{'topology':16} {'images':>7} {'img/s here':>10} {'p99 claim ms':>12} {'cmds/img':>9} "
         f"{'redis us/img':>12} {'busiest node us/img':>19} {'capacity img/s':>14} {'cores @14/s':>11}"
@@ -263,6 +277,16 @@ def _report(results: list[Measured]) -> None:
         )
         for n in nodes:
             print(f"    {n.name:22} {n.commands / r.images:7.1f} cmds/img {n.cpu_seconds / r.images * 1e6:8.1f} us/img")
+        if breakdown:
+            merged: dict[str, list[float]] = {}
+            for n in nodes:
+                for name, (calls, usec) in (n.by_command or {}).items():
+                    merged.setdefault(name, [0, 0.0])
+                    merged[name][0] += calls
+                    merged[name][1] += usec
+            print("    per image, by command (calls, usec inside the command):")
+            for name, (calls, usec) in sorted(merged.items(), key=lambda kv: -kv[1][0]):
+                print(f"      {name:22} {calls / r.images:6.2f} {usec / r.images:7.1f}")
     if len(results) == 2:
         print(f"cluster / one node capacity: {results[1].capacity / results[0].capacity:.2f}x (goal >= 2.5x)")
 
@@ -272,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=8, help="simulated worker cores (processes)")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--corpus", type=int, default=100_000, help="kept images in the index before measuring")
+    parser.add_argument("--breakdown", action="store_true", help="print commands and usec per image by command")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="homeshots-capacity-") as tmp:
@@ -280,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{topology.name}: loading {args.corpus:,} kept images ...", file=sys.stderr, flush=True)
                 _preload(topology.state_url, topology.cluster, args.corpus)
                 results.append(_measure(topology, args.cores, args.seconds))
-    _report(results)
+    _report(results, args.breakdown)
     return 0
 
 

@@ -74,6 +74,8 @@ class PipelineResult:
     foreign_cpu: float
     """CPU seconds the machine spent on anything else during the run (other users' load: noise)."""
     counters: dict[str, int] = field(default_factory=dict)
+    reads: int = 0
+    """Requests the server read off its sockets (``total_reads_processed``): round trips, a pipeline counts once."""
 
     @property
     def rate(self) -> float:
@@ -117,8 +119,8 @@ def _busy_seconds() -> float:
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK  # minus idle and iowait
 
 
-def _redis_snapshot(client: object) -> tuple[dict[str, int], dict[str, int], int, float]:
-    """(calls and microseconds per command, network bytes in + out, CPU seconds) of the redis-server."""
+def _redis_snapshot(client: object) -> tuple[dict[str, int], dict[str, int], int, float, int]:
+    """(calls and microseconds per command, network bytes in + out, CPU seconds, socket reads) of the redis-server."""
     stats = client.info("commandstats")  # type: ignore[attr-defined]
     calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
     usec = {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
@@ -129,6 +131,7 @@ def _redis_snapshot(client: object) -> tuple[dict[str, int], dict[str, int], int
         usec,
         int(net["total_net_input_bytes"]) + int(net["total_net_output_bytes"]),
         float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+        int(net["total_reads_processed"]),
     )
 
 
@@ -332,8 +335,8 @@ def pipeline(
         busy = _busy_seconds() - before["busy"]  # type: ignore[operator]
         worker_cpu = sum(_process_tree_cpu(p.pid) for p in procs) - before["worker"]  # type: ignore[operator]
         pool_cpu = sum(_process_tree_cpu(p.pid, children_only=True) for p in procs) - before["pool"]  # type: ignore[operator]
-        calls0, usec0, net0, rcpu0 = before["redis"]  # type: ignore[misc]
-        calls1, usec1, net1, rcpu1 = _redis_snapshot(client)
+        calls0, usec0, net0, rcpu0, reads0 = before["redis"]  # type: ignore[misc]
+        calls1, usec1, net1, rcpu1, reads1 = _redis_snapshot(client)
         commands = {k: v - calls0.get(k, 0) for k, v in calls1.items() if v - calls0.get(k, 0) > 0}
         usec = {k: v - usec0.get(k, 0) for k, v in usec1.items() if v - usec0.get(k, 0) > 0}
         # The helper's status polls and our own INFO calls are not pipeline work.
@@ -354,6 +357,7 @@ def pipeline(
             net1 - net0,
             max(0.0, busy - ours),
             out["counters"],
+            reads1 - reads0 - out["polls"] - 4,
         )
 
 

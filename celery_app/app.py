@@ -57,7 +57,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
         "worker_max_memory_per_child": settings.worker_max_memory_per_child_mb * 1024 or None,
         "task_default_queue": QUEUE,
         "task_queues": [Queue(name, routing_key=name) for name in QUEUES],  # distinct keys: no fan-out
-        "task_track_started": True,
+        "task_track_started": False,  # STARTED is in the task events Flower reads; no result write per task
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,

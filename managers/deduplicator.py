@@ -1,9 +1,11 @@
 """Corpus-wide hash index: exact copies by pixel sha256, near copies by pHash, verified in colour.
 
-Near lookup is multi-index hashing (Norouzi et al.): the 64-bit pHash is cut into ``m`` bands and
-every stored hash is filed under its value in each band. Two hashes within ``t`` bits agree within
-``floor(t / m)`` bits on at least one band (pigeonhole), so probing each band's values within that
-radius finds every stored hash within ``t`` exactly, never scanning the corpus.
+Each kept image has a record (``keys.image``, sharded by sha256). Whether an image is new is decided by
+the claim log (``managers.claim_log``): the process searches its replica of the kept pHashes
+(``managers.index_replica``, multi-index hashing in memory) and appends to the log only if it has seen
+every entry before its own; otherwise it checks the entries it missed and tries again. So two near
+copies claimed at once on two machines keep exactly one, and Redis does O(1) work per image whatever
+the corpus size: no band probes, no scans.
 
 A pHash candidate is merged only if ``MergeRule`` verifies it: close dHash (an independent gradient
 hash), the same colours (pHash and dHash are grey: a recoloured copy has the same hashes), and both
@@ -11,82 +13,29 @@ images detailed enough (flat images have degenerate hashes). The rule is scoped 
 the thresholds are tight; among a property's own images (dozens of candidates, not millions) they are
 loose enough to merge crops, letterboxes and small turns. Only kept images are indexed, so merges
 never chain: a copy of a copy is compared with the kept original.
-
-The claim stays atomic with the verification in Python: the script returns the candidates it has not
-been told about, and registers the image only when every candidate it finds was already verified.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
-from math import ceil
 
 import redis
 
-from homeshots.imaging.hashing import hex_to_int
+from homeshots.imaging.hashing import hex_to_int, int_to_hex
+from homeshots.imaging.near_index import BandPlan
 from homeshots.imaging.similarity import ImageTraits, MergeRule, Scope
 from managers import keys
+from managers.claim_log import Appended, Behind, ClaimLog, LogReset, SegmentFull
+from managers.index_replica import IndexReplica, shared_replica
 
-_CLAIM = """
--- KEYS[1]: the image record, KEYS[2] record prefix, KEYS[3] band prefix.
--- ARGV: member (phash hex .. sha), threshold, radius, nbands, nknown, then per band: value, width,
---       then the nknown members already verified, then the record's field/value pairs.
--- Returns {0, record} for an exact copy; {1, member, distance, dhash, colour, quality, version, ...} for
--- candidates within the threshold not among the known ones (nothing registered); {-1} once registered.
-local existing = redis.call('HGETALL', KEYS[1])
-if #existing > 0 then return {0, existing} end
-local function popcount(x)
-  local c = 0
-  while x ~= 0 do x = bit.band(x, x - 1); c = c + 1 end
-  return c
-end
-local function distance(a, b)
-  return popcount(bit.bxor(tonumber(string.sub(a, 1, 8), 16), tonumber(string.sub(b, 1, 8), 16)))
-       + popcount(bit.bxor(tonumber(string.sub(a, 9, 16), 16), tonumber(string.sub(b, 9, 16), 16)))
-end
-local member, threshold = ARGV[1], tonumber(ARGV[2])
-local radius, nbands, nknown = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local img_prefix, band_prefix = KEYS[2], KEYS[3]
-local known, seen, found, band_keys = {}, {}, {}, {}
-local first_known = 6 + 2 * nbands
-for i = first_known, first_known + nknown - 1 do known[ARGV[i]] = true end
-local function probe(key)
-  for _, m in ipairs(redis.call('SMEMBERS', key)) do
-    if not seen[m] then
-      seen[m] = true
-      local d = distance(member, m)
-      if d <= threshold and not known[m] then
-        local f = redis.call('HMGET', img_prefix .. string.sub(m, 17), 'dhash', 'colour', 'quality', 'version')
-        for _, v in ipairs({m, d, f[1] or '', f[2] or '', f[3] or '', f[4] or ''}) do found[#found + 1] = v end
-      end
-    end
-  end
-end
-for b = 0, nbands - 1 do
-  local value, width = tonumber(ARGV[6 + 2 * b]), tonumber(ARGV[7 + 2 * b])
-  local prefix = band_prefix .. b .. ':'
-  band_keys[#band_keys + 1] = prefix .. bit.tohex(value, 8)
-  probe(prefix .. bit.tohex(value, 8))
-  if radius >= 1 then
-    for i = 0, width - 1 do
-      local v1 = bit.bxor(value, bit.lshift(1, i))
-      probe(prefix .. bit.tohex(v1, 8))
-      if radius >= 2 then
-        for j = i + 1, width - 1 do probe(prefix .. bit.tohex(bit.bxor(v1, bit.lshift(1, j)), 8)) end
-      end
-    end
-  end
-end
-if #found > 0 then
-  table.insert(found, 1, 1)
-  return found
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, first_known + nknown))
-for _, key in ipairs(band_keys) do redis.call('SADD', key, member) end
-return {-1}
-"""
+__all__ = ["BandPlan", "ImageDeduplicator", "ImageRecord", "Match", "kept_files"]
+
+_PENDING_WAIT = 2.0
+"""Seconds to wait for the record of a log entry just appended by another worker (it writes it next);
+an entry whose record never comes is a worker that died in between: its image was never kept."""
 
 _UPGRADE = """
 -- Point the kept image at a larger copy's files if it is still the larger one. KEYS[1] record,
@@ -171,116 +120,173 @@ class ImageRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class BandPlan:
-    """How the 64 bits are cut: ``widths`` per band and the per-band probe ``radius``."""
-
-    widths: tuple[int, ...]
-    radius: int
-
-    @classmethod
-    def for_threshold(cls, threshold: int) -> BandPlan:
-        # At least 2 bands: Lua's bit library works on 32-bit values.
-        bands = max(2, ceil((threshold + 1) / 3))
-        widths = tuple(64 // bands + (1 if i < 64 % bands else 0) for i in range(bands))
-        return cls(widths, threshold // bands)
-
-    def values(self, phash: int) -> list[int]:
-        """The band values of ``phash`` (low bits first)."""
-        out, start = [], 0
-        for width in self.widths:
-            out.append((phash >> start) & ((1 << width) - 1))
-            start += width
-        return out
-
-
-@dataclass(frozen=True, slots=True)
 class Match:
     record: ImageRecord
     distance: int
 
 
+class _StaleReplica(Exception):
+    """The log at a replica's candidate holds another image: the index was flushed since the replica loaded."""
+
+
 class ImageDeduplicator:
-    """Looks images up in, and adds them to, the corpus-wide index in Redis."""
+    """Looks images up in, and adds them to, the corpus-wide index."""
 
     def __init__(
-        self, client: redis.Redis, threshold: int, dhash_threshold: int = 12, rule: MergeRule | None = None
+        self,
+        client: redis.Redis,
+        threshold: int,
+        dhash_threshold: int = 12,
+        rule: MergeRule | None = None,
+        replica: IndexReplica | None = None,
+        log: ClaimLog | None = None,
     ) -> None:
         base = rule or MergeRule.default()
         self.rule = MergeRule(replace(base.corpus, phash=threshold, dhash=dhash_threshold), base.property)
         self.client = client
         self.threshold = threshold
-        self.plan = BandPlan.for_threshold(threshold)
-        self._claim = client.register_script(_CLAIM)
+        self.log = log or ClaimLog(client)
+        self.replica = replica if replica is not None else shared_replica(self.log, threshold)
         self._upgrade = client.register_script(_UPGRADE)
+        self._ghosts: set[int] = set()
 
-    def claim(self, record: ImageRecord, property_key: str | None = None) -> Match:
+    def claim(self, record: ImageRecord, property_key: str | None = None, raw_sha256: str | None = None) -> Match:
         """Register ``record`` unless an exact or near copy is already kept; return the kept one.
 
         With ``property_key`` the property's own kept images are tried first, under the looser property
         rule; then the corpus, under the tight one. ``Match.record is record`` when this image is kept.
+        With ``raw_sha256`` the downloaded bytes are remembered as having become the kept image (see
+        ``by_raw_digest``). Round trips: one to read, one to append when nothing matches, one to write.
         """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.image(record.sha256))
         if property_key is not None:
-            local = self._property_match(record, property_key)
-            if local is not None:
-                return local
-        match = self._corpus_claim(record)
+            pipe.smembers(keys.property_images(property_key))
+        existing, *own = pipe.execute()
+        match: Match | None = None
         if property_key is not None:
-            self.client.sadd(keys.property_images(property_key), _property_member(match.record))
+            match = self._property_match(record, own[0], existing)
+        in_property = match is not None
+        if match is None and existing:
+            match = Match(ImageRecord.from_redis(existing), 0)
+        new = match is None
+        if match is None:
+            match = self._corpus_claim(record)
+            new = match.record is record
+        pipe = self.client.pipeline(transaction=False)
+        if new:
+            pipe.hset(keys.image(record.sha256), mapping={k: str(v) for k, v in asdict(record).items()})
+        if property_key is not None and not in_property:
+            pipe.sadd(keys.property_images(property_key), _property_member(match.record))
+        if raw_sha256 is not None:
+            pipe.set(keys.raw_digest(raw_sha256), match.record.sha256)
+        pipe.execute()
         return match
 
     def _corpus_claim(self, record: ImageRecord) -> Match:
-        """The atomic lookup-and-register; candidates the script reports are verified here and told back."""
-        band_args: list[int] = []
-        for value, width in zip(self.plan.values(hex_to_int(record.phash)), self.plan.widths, strict=True):
-            band_args += [value, width]
-        flat: list[str] = []
-        for name, value in asdict(record).items():
-            flat += [name, str(value)]
-        known: list[str] = []
-        mine = record.traits
-        while True:
-            reply = self._claim(
-                keys=[keys.image(record.sha256), keys.IMAGE_PREFIX, keys.PHASH_BANDS],
-                args=[
-                    record.member,
-                    self.threshold,
-                    self.plan.radius,
-                    len(self.plan.widths),
-                    len(known),
-                    *band_args,
-                    *known,
-                    *flat,
-                ],
-            )
-            kind = int(reply[0])
-            if kind == -1:
+        """Near copies in the replica; else an append to the claim log (the caller writes the record)."""
+        replica, phash = self.replica, hex_to_int(record.phash)
+        position, found = self._search(record)
+        while found is None:
+            last = int_to_hex(replica.hash_at(position - 1)) if position % self.log.size else ""
+            reply = self.log.append(position, record.member, self.threshold, last)
+            if isinstance(reply, Appended):
+                replica.absorb(position, reply.missed)
+                replica.absorb(reply.position, record.phash)
                 return Match(record, 0)
-            if kind == 0:
-                return Match(ImageRecord.from_redis(_pairs(reply[1])), 0)
-            best: tuple[int, str] | None = None
-            for i in range(1, len(reply), 6):
-                member, distance, dhash, colour, quality, _version = reply[i : i + 6]
-                theirs = ImageTraits(hex_to_int(member[:16]), hex_to_int(dhash or "0" * 16), colour, int(quality or -1))
-                if self._verified(mine, theirs, Scope.CORPUS):
-                    best = min(best or (65, member), (int(distance), member))
-                known.append(member)
-            if best is not None:
-                kept = self.client.hgetall(keys.image(best[1][16:]))
-                if kept:
-                    return Match(ImageRecord.from_redis(kept), best[0])
+            if isinstance(reply, Behind):
+                replica.absorb(position, reply.missed)
+                close = [
+                    (position + i // 16, d)
+                    for i in range(0, len(reply.missed), 16)
+                    if (d := (int(reply.missed[i : i + 16], 16) ^ phash).bit_count()) <= self.threshold
+                ]
+                position += len(reply.missed) // 16
+                try:
+                    found = self._verified_best(record, sorted(close, key=lambda c: c[1]))
+                except _StaleReplica:
+                    self._reset()
+                    position, found = self._search(record)
+            elif isinstance(reply, SegmentFull):
+                position = (position // self.log.size + 1) * self.log.size
+            elif isinstance(reply, LogReset):
+                self._reset()
+                position, found = self._search(record)
+        return found
 
-    def _property_match(self, record: ImageRecord, property_key: str) -> Match | None:
-        """The best of the property's own kept images this one copies, under the property rule."""
+    def _search(self, record: ImageRecord) -> tuple[int, Match | None]:
+        """(how much of the log was searched, the best verified copy in it): the replica's answer, or if
+        the replica turns out to be of a flushed index, the answer of a replica synced anew."""
+        for _ in range(2):
+            if not self.replica.synced:
+                self.replica.sync(self.log)
+            position = len(self.replica)
+            try:
+                return position, self._verified_best(record, self.replica.within(hex_to_int(record.phash)))
+            except _StaleReplica:
+                self._reset()
+        raise RuntimeError("the claim log changes under the replica: is the index being flushed in a loop?")
+
+    def _reset(self) -> None:
+        """Forget a replica of a flushed index (it loads again on the next search)."""
+        self.replica.reset()
+        self._ghosts.clear()
+
+    def _verified_best(self, record: ImageRecord, candidates: list[tuple[int, int]]) -> Match | None:
+        """The nearest kept image among log ``candidates`` (position, distance) that the rule verifies."""
+        candidates = [(p, d) for p, d in candidates if p not in self._ghosts]
+        if not candidates:
+            return None
+        members = self.log.members_at([p for p, _ in candidates])
+        for (position, _), member in zip(candidates, members, strict=True):
+            if member is None or (
+                position < len(self.replica) and int(member[:16], 16) != self.replica.hash_at(position)
+            ):
+                raise _StaleReplica
+        shas = [m[16:] if m else "" for m in members]
+        records = self._records(shas)
+        mine = record.traits
+        for (position, distance), sha in zip(candidates, shas, strict=True):
+            data = records.get(sha) or self._await_record(sha, position)
+            if data is None:
+                continue
+            kept = ImageRecord.from_redis(data)
+            if kept.sha256 == record.sha256 or self._verified(mine, kept.traits, Scope.CORPUS):
+                return Match(kept, distance)
+        return None
+
+    def _records(self, shas: list[str]) -> dict[str, dict[str, str]]:
+        pipe = self.client.pipeline(transaction=False)
+        unique = sorted({sha for sha in shas if sha})
+        for sha in unique:
+            pipe.hgetall(keys.image(sha))
+        return {sha: data for sha, data in zip(unique, pipe.execute(), strict=True) if data}
+
+    def _await_record(self, sha: str, position: int) -> dict[str, str] | None:
+        """The record of a log entry whose appender has not written it yet; None if it never comes."""
+        deadline, pause = time.monotonic() + _PENDING_WAIT, 0.002
+        while sha and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            data = self.client.hgetall(keys.image(sha))
+            if data:
+                return data
+        self._ghosts.add(position)
+        return None
+
+    def _property_match(self, record: ImageRecord, members: set[str], exact: dict[str, str]) -> Match | None:
+        """The best of the property's own kept images (``members`` of its set) this one copies, under the
+        property rule; ``exact`` is this image's own record if it is kept (no second read for it)."""
         limit = self.rule.property.phash
         mine, best = record.traits, None
-        for member in self.client.smembers(keys.property_images(property_key)):
+        for member in members:
             theirs, sha = _parse_property_member(member)
             distance = (mine.phash ^ theirs.phash).bit_count()
             if distance <= limit and self._verified(mine, theirs, Scope.PROPERTY):
                 best = min(best or (65, sha), (distance, sha))
         if best is None:
             return None
-        kept = self.client.hgetall(keys.image(best[1]))
+        kept = exact if best[1] == record.sha256 and exact else self.client.hgetall(keys.image(best[1]))
         return Match(ImageRecord.from_redis(kept), best[0]) if kept else None
 
     def _verified(self, mine: ImageTraits, theirs: ImageTraits, scope: Scope) -> bool:
@@ -302,17 +308,25 @@ class ImageDeduplicator:
 
     def bulk_load(self, records: Iterable[ImageRecord]) -> int:
         """Index records without lookups (restoring a snapshot, building a benchmark corpus)."""
-        pipe, count = self.client.pipeline(transaction=False), 0
+        self.replica.sync(self.log)
+        position, count, batch = len(self.replica), 0, []
         for record in records:
-            pipe.hset(keys.image(record.sha256), mapping={k: str(v) for k, v in asdict(record).items()})
-            member = record.phash + record.sha256
-            for band, value in enumerate(self.plan.values(hex_to_int(record.phash))):
-                pipe.sadd(keys.phash_band(band, value), member)
-            count += 1
-            if count % 5000 == 0:
-                pipe.execute()
-        pipe.execute()
+            batch.append(record)
+            if len(batch) == 2000:
+                position = self._load_batch(position, batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            position = self._load_batch(position, batch)
+            count += len(batch)
         return count
+
+    def _load_batch(self, position: int, batch: list[ImageRecord]) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for record in batch:
+            pipe.hset(keys.image(record.sha256), mapping={k: str(v) for k, v in asdict(record).items()})
+        pipe.execute()
+        return self.log.append_many(position, [record.member for record in batch])
 
     def upgrade(self, kept: ImageRecord, larger: ImageRecord) -> tuple[bool, list[str]]:
         """Point the kept image at ``larger``'s (already written) files if it came from a bigger original.
@@ -322,7 +336,7 @@ class ImageDeduplicator:
         the garbage, except those the kept image itself uses (the same copy written twice).
         """
         switched, drop = self._upgrade(
-            keys=[keys.image(kept.sha256), keys.GARBAGE],
+            keys=[keys.image(kept.sha256), keys.garbage_of(kept.sha256)],
             args=[
                 larger.source_pixels,
                 larger.raw_key,
@@ -337,13 +351,25 @@ class ImageDeduplicator:
         )
         return bool(int(switched)), list(drop)
 
-    def garbage(self, limit: int = 1000) -> list[str]:
-        """Store keys no index record points at any more, waiting to be deleted."""
-        return list(self.client.srandmember(keys.GARBAGE, limit) or [])
+    def garbage(self, limit: int = 1000, shards: Iterable[int] | None = None) -> list[str]:
+        """Store keys no index record points at any more, waiting to be deleted (of ``shards``, else all)."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(keys.IMAGE_SHARDS) if shards is None else shards:
+            pipe.srandmember(keys.garbage(shard), limit)
+        found = [key for reply in pipe.execute() for key in (reply or [])]
+        return found[:limit]
 
-    def forget_garbage(self, store_keys: list[str]) -> None:
-        if store_keys:
-            self.client.srem(keys.GARBAGE, *store_keys)
+    def forget_garbage(self, store_keys: list[str], kept_sha256: str | None = None) -> None:
+        """Store keys deleted: out of the garbage set of ``kept_sha256``'s shard (of every shard if unknown)."""
+        if not store_keys:
+            return
+        if kept_sha256 is not None:
+            self.client.srem(keys.garbage_of(kept_sha256), *store_keys)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(keys.IMAGE_SHARDS):
+            pipe.srem(keys.garbage(shard), *store_keys)
+        pipe.execute()
 
 
 def kept_files(client: redis.Redis, cluster_ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -352,10 +378,6 @@ def kept_files(client: redis.Redis, cluster_ids: list[str]) -> dict[str, tuple[s
     for sha in cluster_ids:
         pipe.hmget(keys.image(sha), "raw_key", "processed_key")
     return {sha: (r[0], r[1]) for sha, r in zip(cluster_ids, pipe.execute(), strict=True) if r[0] and r[1]}
-
-
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _property_member(record: ImageRecord) -> str:

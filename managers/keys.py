@@ -11,13 +11,14 @@ hs:run:<run>:{p<xx>}:<part>               a run's records of the properties of s
                                           state, manifest, per-lane outcomes, stats, delivery counts
 hs:lm:{p<xx>}:<property>                  listing memory: source -> what was last seen (ListingMemoryManager)
 hs:pimg:{p<xx>}:<property>                the kept images a property's photos are (the looser property rule)
-hs:{idx}:img:<sha256>                     one kept image (the corpus-wide hash index)
-hs:{idx}:band:<band>:<value>              pHash band buckets of the index (multi-index hashing)
-hs:{idx}:raw:<sha256 of the bytes>        raw digest -> the kept image those bytes became (skip decoding)
+hs:img:{i<xx>}:<sha256>                   one kept image (the corpus-wide hash index), sharded by its sha256
+hs:raw:{i<xx>}:<sha256 of the bytes>      raw digest -> the kept image those bytes became (skip decoding)
+hs:garbage:{i<xx>}                        store keys a larger copy replaced, waiting to be deleted (per shard)
+hs:ilog:{l<n>}                            segment n of the claim log: the kept images' pHash+sha256 in order
+hs:ilog:{l<n>}:packed                     the segment's pHashes in one string, 16 hex each (what replicas read)
 hs:mls:sync                               the RESO replication point
 hs:mls:tracked:{p<xx>}                    the RESO listing keys we follow (sharded by listing key)
 hs:mls:changed:{<listing key>}            a tracked listing the last replication found changed (its RESO JSON)
-hs:garbage                                store keys a larger copy replaced, waiting to be deleted
 hs:snapshot_seq                           counter naming snapshot files in write order
 hs:bucket:{src:<s>}, hs:pause:{src:<s>}   the cluster-wide token bucket of a source, and its 429 pause
 hs:bucket_waits                           seconds of tokens reserved ahead, per source (metrics)
@@ -29,7 +30,8 @@ hs:reconciler                             the lock of the one worker that reconc
 ``{...}`` is the hash tag: on a Redis Cluster every transaction and script touches keys of one tag only. A
 property's records (of every run), its listing memory and its property images share the tag of its shard
 (``{p<xx>}``, one of ``SHARDS``), so recording a property is one atomic script on one node while a run
-spreads over all nodes.
+spreads over all nodes. Kept images are sharded the same way by their sha256 (``{i<xx>}``), and the
+claim log by segment (``{l<n>}``): no node holds the whole index.
 ```
 """
 
@@ -94,38 +96,64 @@ def by_shard(property_ids: Iterable[str]) -> dict[int, list[str]]:
     return groups
 
 
-GARBAGE = f"{PREFIX}:garbage"
-"""Set of store keys replaced by a larger copy, deleted by the pipeline or a later window callback."""
-
 SNAPSHOT_SEQ = f"{PREFIX}:snapshot_seq"
 """Counter naming snapshot files, so a restore applies them in the order they were written."""
 
 BUCKET_WAITS = f"{PREFIX}:bucket_waits"
 """Hash source -> seconds workers spent waiting for a token (for metrics)."""
 
-_INDEX = f"{PREFIX}:{{idx}}"
-"""Hash tag of the index: a claim script reads and writes its records and bands in one slot."""
+IMAGE_SHARDS = 256
+"""Shards of the kept-image records (by the first two hex digits of the sha256). Fixed for good."""
 
-IMAGE_PREFIX = f"{_INDEX}:img:"
-"""Prefix of the kept-image records; ``IMAGE_PREFIX + '*'`` scans the index."""
+IMAGE_PATTERN = f"{PREFIX}:img:*"
+"""SCAN pattern of every kept-image record (run it on every node of a cluster)."""
 
-PHASH_BANDS = f"{_INDEX}:band:"
-"""Prefix of the sets ``<prefix><band>:<value as 8 hex>`` of ``<phash hex><sha256>`` members."""
+LOG_SEGMENT = 4096
+"""Kept images per claim-log segment: a full segment is immutable and packed for one-GET loading."""
+
+
+def image_tag(sha256: str) -> str:
+    """The hash tag of a kept image: its record, the raw digests that became it and its garbage share a slot."""
+    return f"{{i{sha256[:2]}}}"
 
 
 def image(sha256: str) -> str:
     """The corpus-wide record of one kept image (a hash index entry)."""
-    return IMAGE_PREFIX + sha256
+    return f"{PREFIX}:img:{image_tag(sha256)}:{sha256}"
 
 
-def phash_band(band: int, value: int) -> str:
-    """The bucket of index members whose pHash has ``value`` in band ``band``."""
-    return f"{PHASH_BANDS}{band}:{value:08x}"
+def sha_of_image_key(key: str) -> str:
+    """The sha256 a kept-image record key is for (inverse of ``image``)."""
+    return key.rpartition(":")[2]
 
 
 def raw_digest(raw_sha256: str) -> str:
     """The kept image (its sha256) that a downloaded body with this digest became."""
-    return f"{_INDEX}:raw:{raw_sha256}"
+    return f"{PREFIX}:raw:{image_tag(raw_sha256)}:{raw_sha256}"
+
+
+def garbage(shard: int) -> str:
+    """Set of store keys a larger copy replaced (of kept images in ``shard``), deleted by a later callback."""
+    return f"{PREFIX}:garbage:{{i{shard:02x}}}"
+
+
+def garbage_of(sha256: str) -> str:
+    """The garbage set in the slot of the kept image ``sha256`` (its upgrade script writes both)."""
+    return garbage(int(sha256[:2], 16))
+
+
+def log_segment(segment: int) -> str:
+    """List: kept images ``<phash hex><sha256>`` in claim order, ``LOG_SEGMENT`` of them per segment."""
+    return f"{PREFIX}:ilog:{{l{segment}}}"
+
+
+def log_packed(segment: int) -> str:
+    """String: the segment's pHashes (16 hex each) in log order; its length says how full the segment is."""
+    return f"{PREFIX}:ilog:{{l{segment}}}:packed"
+
+
+LEGACY_INDEX_PATTERN = f"{PREFIX}:{{idx}}:*"
+"""Keys of the index as it was before it was sharded (one slot): ``homeshots migrate-index`` moves them."""
 
 
 def property_images(property_key: str) -> str:

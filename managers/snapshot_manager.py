@@ -20,6 +20,7 @@ import redis
 
 from homeshots.storage import Store
 from managers import keys
+from managers.connection import primaries
 from managers.deduplicator import ImageDeduplicator, ImageRecord
 from managers.manifest_manager import ManifestManager
 from managers.run_manager import RunManager
@@ -65,8 +66,8 @@ class SnapshotManager:
                 ordered = sorted(ids)
                 for start in range(0, len(ordered), 1000):
                     yield from self._property_lines(run_id, ordered[start : start + 1000])
-            records = self.client.scan_iter(keys.IMAGE_PREFIX + "*", count=1000)
-            shas = [k.removeprefix(keys.IMAGE_PREFIX) for k in records]
+            records = [k for node in primaries(self.client) for k in node.scan_iter(keys.IMAGE_PATTERN, count=1000)]
+            shas = [keys.sha_of_image_key(k) for k in records]
             for start in range(0, len(shas), 1000):
                 yield from self._image_lines(shas[start : start + 1000])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from typing import Any
 
 import redis
@@ -26,6 +27,7 @@ from homeshots.core.settings import get_settings
 from homeshots.pipeline.lane_pipeline import Plan
 from homeshots.pipeline.worker_context import get_context
 from homeshots.storage import Store
+from managers import keys
 from managers.deduplicator import ImageDeduplicator
 from managers.run_archive import RunArchive
 from managers.run_manager import RunManager
@@ -137,7 +139,7 @@ def complete_chunk(
         # A chunk of an earlier submission (e.g. left in the queue by a killed CLI): its records count,
         # but the current submission owns chaining and finalizing.
         return {"run_id": run_id, "lane": lane, "chunk": chunk, "stale": True}
-    collect_garbage(client, store)
+    collect_garbage(client, store, garbage_shards(lane, chunk))
     follow = runs.next_for(generation, lane, chunk)
     if follow is not None:
         submit_chunk(client, run_id, generation, lane, follow)
@@ -147,11 +149,21 @@ def complete_chunk(
     return {"run_id": run_id, "lane": lane, "chunk": chunk, "properties": len(ids)}
 
 
-def collect_garbage(client: redis.Redis, store: Store) -> int:
-    """Delete files a larger copy replaced whose worker died before deleting them."""
+GARBAGE_SHARDS_PER_CHUNK = 16
+"""Garbage shards a chunk callback looks at (in turn, so a long run visits them all); a run's end looks at all."""
+
+
+def garbage_shards(lane: str, chunk: int) -> range:
+    """The garbage shards chunk ``chunk`` of ``lane`` collects: a different slice for each chunk."""
+    start = (chunk + zlib.crc32(lane.encode())) * GARBAGE_SHARDS_PER_CHUNK % keys.IMAGE_SHARDS
+    return range(start, start + GARBAGE_SHARDS_PER_CHUNK)
+
+
+def collect_garbage(client: redis.Redis, store: Store, shards: range | None = None) -> int:
+    """Delete files a larger copy replaced whose worker died before deleting them (of ``shards``, else all)."""
     settings = get_settings()
     dedup = ImageDeduplicator(client, settings.dedup_threshold, settings.dedup_dhash_threshold)
-    leftovers = dedup.garbage()
+    leftovers = dedup.garbage(shards=shards)
     if not leftovers:
         return 0
     try:
@@ -174,6 +186,7 @@ def finalize_run(runs: RunManager, generation: int, store: Store) -> dict[str, A
         overwrite=True,
     )
     runs.finalize(generation, result)
+    collect_garbage(runs.client, store)
     SnapshotManager(runs.client, store).write_run(runs.run_id)
     # Bounded state: the records go to the store; what only a running run needs leaves Redis now, the
     # rest after the retention period (a nightly run also drops its completed set: it is never resumed).

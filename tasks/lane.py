@@ -32,7 +32,6 @@ from homeshots.pipeline.lane_recording import LaneResult, record_lane_failure
 from homeshots.pipeline.worker_context import WorkerContext, get_context, reset_context
 from managers.lane_recorder import LaneRecorder
 from managers.listing_memory import ListingMemoryManager
-from managers.state_manager import StateManager
 from tasks.lanes import request_cost
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ MAX_INFRA_RETRIES = 12
 TASK = "homeshots.extract_lane"
 
 
-@app.task(name=TASK, bind=True, max_retries=None)
+@app.task(name=TASK, bind=True, max_retries=None, ignore_result=True)
 def extract_lane(
     self: Task,
     run_id: str,
@@ -59,13 +58,16 @@ def extract_lane(
     try:
         item = Property.from_dict(prop)
         ctx = get_context()
-        if not prepaid:
-            if StateManager(ctx.redis, run_id).lane_completed(pid, lane):
-                return LaneResult(pid, lane, "skipped", {}).to_result()
-            prepaid = _reserve(self, ctx, item, lane, Plan.from_dict(plan))
+        # One script says whether the lane is done already and counts this start (poison detection).
         deliveries = LaneRecorder(ctx.redis, run_id).start(pid, lane, self.request.hostname or "", time.time())
         if deliveries < 0:
             return LaneResult(pid, lane, "skipped", {}).to_result()
+        if not prepaid:
+            try:
+                prepaid = _reserve(self, ctx, item, lane, Plan.from_dict(plan))
+            except Retry:
+                _undo_delivery(run_id, pid, lane)  # parked for tokens: not a killed attempt
+                raise
         if deliveries > MAX_DELIVERIES:
             message = f"its task was killed {MAX_DELIVERIES} times"
             return _failed(run_id, pid, lane, lanes, "poison", message).to_result()

@@ -1,4 +1,4 @@
-"""The pure parts of the dedup benchmarks: copy transforms, pair counting, the tail estimate, probe keys."""
+"""The pure parts of the dedup benchmarks: copy transforms, pair counting, the tail estimate."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from homeshots_sandbox import generate_photo
 from PIL import Image, ImageOps, ImageStat
 
-from benchmarks.dedup_index import flip_bits, naive_find, percentile, probe_keys
+from benchmarks.dedup_index import flip_bits, naive_find, percentile
 from benchmarks.dedup_quality import (
     ORIENTATION_TAG,
     RECOLOURS,
@@ -46,8 +46,6 @@ from benchmarks.dedup_quality import (
 )
 from homeshots.imaging.hashing import hamming
 from homeshots.imaging.similarity import MIN_QUALITY, ImageTraits, Scope, colour_distance, image_traits
-from managers import keys
-from managers.deduplicator import BandPlan
 
 
 @pytest.fixture(scope="module")
@@ -229,20 +227,6 @@ def test_flip_bits_flips_exactly_that_many() -> None:
     for count in range(9):
         h = rng.getrandbits(64)
         assert hamming(h, flip_bits(h, count, rng)) == count
-
-
-def test_probe_keys_mirror_the_script_and_cover_near_copies() -> None:
-    plan = BandPlan.for_threshold(8)
-    assert plan.widths == (22, 21, 21) and plan.radius == 2
-    probes = probe_keys(plan, 0)
-    assert len(probes) == len(set(probes)) == sum(1 + w + w * (w - 1) // 2 for w in plan.widths)
-    assert probes[0] == f"{keys.PHASH_BANDS}0:00000000"
-    rng = random.Random(2)
-    for _ in range(200):
-        stored = rng.getrandbits(64)
-        query = flip_bits(stored, rng.randint(0, 8), rng)
-        stored_keys = {f"{keys.PHASH_BANDS}{b}:{v:08x}" for b, v in enumerate(plan.values(stored))}
-        assert stored_keys & set(probe_keys(plan, query))
 
 
 def test_naive_find_applies_both_thresholds_and_picks_the_nearest() -> None:

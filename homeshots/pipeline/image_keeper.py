@@ -58,7 +58,7 @@ class ImageKeeper:
             version=std.version,
         )
         # The property's own photos first, under the looser rule (crops, letterboxes), then the corpus.
-        record = self.dedup.claim(mine, property_key=prop.property_id).record
+        record = self.dedup.claim(mine, property_key=prop.property_id, raw_sha256=raw_sha).record
         is_mine = _is_mine(record, prop, ref.source, source_url) and record.sha256 == mine.sha256
         if is_mine:
             # Create-only puts: a redelivered task re-puts harmlessly and repairs a crash that
@@ -75,7 +75,6 @@ class ImageKeeper:
             self.store.put(image_key("thumbs", mine.sha256, "JPEG"), thumbnail(std.data))
             if mine.source_pixels > record.source_pixels:
                 self._upgrade(record, mine, raw, std.data, tracker)
-        self.dedup.remember_raw(raw_sha, record.sha256)
         return ManifestEntry(
             property_id=prop.property_id,
             address=prop.full_address,
@@ -127,7 +126,7 @@ class ImageKeeper:
             tracker.record_upgrade(larger.source)
         for key in garbage:
             self.store.delete(key)
-        self.dedup.forget_garbage(garbage)
+        self.dedup.forget_garbage(garbage, kept.sha256)
 
 
 def _is_mine(record: ImageRecord, prop: Property, source: str, source_url: str) -> bool:

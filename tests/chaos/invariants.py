@@ -19,7 +19,7 @@ from tests.integration.helpers import manifest_rows, status_json
 
 def index_processed_keys(client: redis.Redis) -> set[str]:
     """The processed file of every kept image in the hash index."""
-    records = list(client.scan_iter(keys.IMAGE_PREFIX + "*", count=1000))
+    records = list(client.scan_iter(keys.IMAGE_PATTERN, count=1000))
     pipe = client.pipeline(transaction=False)
     for key in records:
         pipe.hget(key, "processed_key")
