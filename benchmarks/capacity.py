@@ -4,13 +4,13 @@ Run from the repo root: ``python -m benchmarks.capacity [--cores 8] [--seconds 2
 
 Simulated worker cores (processes, no image work) do exactly the Redis calls a real worker does for each
 property it visits, through the real code: per lane (property and source) the task's start
-(``lane_completed``, ``LaneRecorder.start``, the listing memory), per image the dedup claim
-(``ImageDeduplicator.claim`` with the property's own images first) and the raw digest note, then the
+(``LaneRecorder.start``, the listing memory), per image the raw digest lookup and the dedup claim
+(``ImageDeduplicator.claim`` with the property's own images first, the raw digest noted with it), then the
 lane's record (``LaneRecorder.record`` and the run's totals). The broker's share is driven through kombu
 too: each lane task is published to its source's queue and consumed and acknowledged by a standing
 consumer (kombu's Redis transport: LPUSH, BRPOP, the unacked hash and index), its four task events
 (sent, received, started, succeeded) are published, and its result is stored, published and counted into
-its chunk as Celery's Redis result backend does (``SETEX``, ``PUBLISH``, ``INCR``).
+its chunk as homeshots' result backend does (no result stored: ``INCR`` and ``GET`` in one round trip).
 
 Two topologies are measured one after the other:
 
@@ -143,13 +143,12 @@ def _core(topology: Topology, core: int, stop_at: float, out: mp.Queue) -> None:
     from managers.deduplicator import ImageDeduplicator
     from managers.lane_recorder import LaneRecord, LaneRecorder
     from managers.listing_memory import ListingMemoryManager
-    from managers.state_manager import LaneOutcome, StateManager
+    from managers.state_manager import LaneOutcome
 
     state = connect(topology.state_url, cluster=topology.cluster)
     results = redis.Redis.from_url(topology.broker_url.rsplit("/", 1)[0] + "/1")
     dedup = ImageDeduplicator(state, 8, 12)
-    recorder, lanes_state, memory = LaneRecorder(state, "capacity"), StateManager(state, "capacity"), None
-    memory = ListingMemoryManager(state)
+    recorder, memory = LaneRecorder(state, "capacity"), ListingMemoryManager(state)
     exchange = Exchange("capacity", type="direct")
     queues = {lane: Queue(f"capacity.src.{lane}.{core}", exchange, routing_key=f"{lane}.{core}") for lane in LANES}
     body = {"args": ["capacity", {"property_id": "p", "address": "1 Main St, Phoenix, AZ 85001"}, "mls", list(LANES)]}
@@ -166,25 +165,26 @@ def _core(topology: Topology, core: int, stop_at: float, out: mp.Queue) -> None:
                 message = consumers[lane].get(timeout=5)
                 for event in ("sent", "received", "started"):
                     events.publish("celeryev.task", json.dumps({"type": f"task-{event}", "uuid": pid}))
-                if lanes_state.lane_completed(pid, lane) or recorder.start(pid, lane, f"core{core}", time.time()) < 0:
+                if recorder.start(pid, lane, f"core{core}", time.time()) < 0:
                     continue
                 memory.get(pid, lane)
                 rows = []
                 for j in range(IMAGES_PER_LANE):
                     record = _record_for(core, images, pid, lane)
+                    raw = hashlib.sha256(f"raw{core}:{images}".encode()).hexdigest()
                     started = time.perf_counter()
-                    kept = dedup.claim(record, property_key=pid).record
+                    dedup.by_raw_digest(raw)  # bytes seen before? (a miss: they were not)
+                    kept = dedup.claim(record, property_key=pid, raw_sha256=raw).record
                     claims.append((time.perf_counter() - started) * 1000)
-                    dedup.remember_raw(hashlib.sha256(f"raw{core}:{images}".encode()).hexdigest(), kept.sha256)
                     rows.append({"property_id": pid, "source": lane, "sha256": kept.sha256, "order": j})
                     images += 1
                 counters = {f"src.{lane}.images_found": IMAGES_PER_LANE, "run.total_images": IMAGES_PER_LANE}
                 recorder.record(LaneRecord(pid, lane, list(LANES), LaneOutcome("completed"), rows, [], counters))
-                task_id = f"{pid}-{lane}"
-                meta = json.dumps({"status": "SUCCESS", "result": {}, "task_id": task_id})
-                results.setex(f"celery-task-meta-{task_id}", 21600, meta)
-                results.publish(f"celery-task-meta-{task_id}", meta)
-                results.incr(f"chord-unlock-capacity-{lane}.j")
+                # The lane task stores no result; its chord part is one INCR and one GET of the chord's size.
+                chord = results.pipeline(transaction=False)
+                chord.incr(f"celery-taskset-meta-capacity-{core}-{lane}.n")
+                chord.get(f"celery-taskset-meta-capacity-{core}-{lane}.s")
+                chord.execute()
                 message.ack()
                 events.publish("celeryev.task", json.dumps({"type": "task-succeeded", "uuid": pid}))
     out.put((images, claims))

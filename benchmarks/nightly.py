@@ -130,6 +130,11 @@ def traffic(properties: int, tmp: Path) -> list[dict[str, Any]]:
                     "api": after["api_requests"] - before["api_requests"],
                     "mls_api": sum(v for k, v in after["requests"].items() if k.startswith(("/reso", "/oauth2")))
                     - sum(v for k, v in before["requests"].items() if k.startswith(("/reso", "/oauth2"))),
+                    "mls_paths": {
+                        k: v - before["requests"].get(k, 0)
+                        for k, v in after["requests"].items()
+                        if k.startswith(("/reso", "/oauth2")) and v > before["requests"].get(k, 0)
+                    },
                 }
                 result = json.loads(
                     subprocess.run(
@@ -275,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rows:
         if "check" in row:
             print(f"{row['night']}: {row['check']}")
+    for row in rows[1:]:
+        print(f"{row['night']}: MLS requests by path: {row['mls_paths']}")
     _startup, used = memory(args.memory_properties, args.memory_nights)
     print(
         f"Redis used_memory, {args.memory_properties} properties (1 photo each), {args.memory_nights} unchanged "

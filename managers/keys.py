@@ -7,6 +7,7 @@ hs:runs                                   sorted set: run ids by submission time
 hs:active                                 set: runs submitted and not finished (what the reconciler watches)
 hs:run:{<run>}:<part>                     one run's coordination (RunKeys): meta, result, lanes' chunk cursors
 hs:run:<run>:{w:<run>:<i>}:win:<gen>      the properties of one window (spread over the cluster by window)
+hs:run:<run>:{t:<run>:<i>}:totals         a share of the run's running totals (16 stripes, summed on read)
 hs:run:<run>:{p<xx>}:<part>               a run's records of the properties of shard xx (RunShardKeys):
                                           state, manifest, per-lane outcomes, stats, delivery counts
 hs:lm:{p<xx>}:<property>                  listing memory: source -> what was last seen (ListingMemoryManager)
@@ -45,6 +46,8 @@ from dataclasses import dataclass
 PREFIX = "hs"
 SHARDS = 256
 """Property shards. Fixed for good: a property's keys are found by its shard, so changing it moves every key."""
+TOTAL_STRIPES = 16
+"""Stripes of a run's running totals (``RunKeys.totals_stripe``), each its own slot."""
 SEPARATOR = "|"
 """Between a property id and a lane in hash fields (property ids never hold it: see ``core.inputs``)."""
 RUN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -109,7 +112,7 @@ IMAGE_PATTERN = f"{PREFIX}:img:*"
 """SCAN pattern of every kept-image record (run it on every node of a cluster)."""
 
 LOG_SEGMENT = 4096
-"""Kept images per claim-log segment: a full segment is immutable and packed for one-GET loading."""
+"""Kept images per claim-log segment; a full one never changes again, and each loads in one GET."""
 
 
 def image_tag(sha256: str) -> str:
@@ -266,21 +269,24 @@ class RunKeys:
         run = _glob_escape(self.run_id)
         return f"{PREFIX}:run:{run}:{{w:{run}:*"
 
-    @property
-    def totals(self) -> str:
-        """Hash: the run's counters and its completed/failed property counts, kept up to date by every lane
-        record (one round trip); recounted exactly from the shards when the run is finalized."""
-        return self._part("totals")
+    def totals_stripe(self, stripe: int) -> str:
+        """Hash: a share of the run's counters, completed/failed property counts and ``at:<lane>`` (when a
+        property last recorded in that lane), added to by the lane records of its properties (one round
+        trip each); the run's totals are the sum of the ``TOTAL_STRIPES`` shares (one pipelined read),
+        recounted exactly from the shards when the run is finalized. Striped so no node takes every write."""
+        return f"{PREFIX}:run:{self.run_id}:{{t:{self.run_id}:{stripe:x}}}:totals"
+
+    def totals_of(self, property_id: str) -> str:
+        """The totals stripe a property's lane records add to."""
+        return self.totals_stripe(shard_of(property_id) % TOTAL_STRIPES)
+
+    def totals_stripes(self) -> list[str]:
+        return [self.totals_stripe(stripe) for stripe in range(TOTAL_STRIPES)]
 
     @property
     def progress_gate(self) -> str:
         """Exists for a few seconds after a progress sample was taken (one sample at a time)."""
         return self._part("progress_gate")
-
-    @property
-    def lane_progress(self) -> str:
-        """Hash: lane -> when a property last recorded an outcome in it (the reconciler's sign of life)."""
-        return self._part("lane_progress")
 
 
 @dataclass(frozen=True, slots=True)

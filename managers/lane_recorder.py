@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from managers import keys
-from managers.state_manager import COMPLETED, FAILED, LaneOutcome, encode_counters
+from managers.state_manager import AT, COMPLETED, FAILED, LaneOutcome, encode_counters
 
 _RECORD = """
 -- KEYS: 1 lanes, 2 manifest, 3 image failures, 4 completed, 5 failed, 6 deliveries, 7 leases,
@@ -155,10 +155,11 @@ class LaneRecorder:
                 changes[name] = changes.get(name, 0) - int(value)
             for name, value in json.loads(counters).items():
                 changes[name] = changes.get(name, 0) + int(value)
+        stripe = self.keys.totals_of(record.property_id)
         totals = self.client.pipeline(transaction=False)
         for name, delta in changes.items():
             if delta:
-                totals.hincrby(self.keys.totals, name, delta)
-        totals.hset(self.keys.lane_progress, record.lane, f"{time.time():.3f}")
+                totals.hincrby(stripe, name, delta)
+        totals.hset(stripe, f"{AT}{record.lane}", f"{time.time():.3f}")
         totals.execute()
         return str(status) or None

@@ -62,7 +62,7 @@ class RunArchive:
         run = keys.RunKeys(run_id)
         doomed = [key for shard in run.shards() for key in (shard.deliveries, shard.leases)]
         doomed += self._scan(run.window_pattern())
-        for part in ("next_chunk", "chained", "chunks_done", "chunk_sent", "lane_progress", "progress_gate"):
+        for part in ("next_chunk", "chained", "chunks_done", "chunk_sent", "progress_gate"):
             doomed += self._scan(run.part_pattern(part))
         if for_good:
             doomed += [key for shard in run.shards() for key in (shard.lanes, shard.completed)]

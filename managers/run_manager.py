@@ -19,7 +19,7 @@ import redis
 
 from managers import keys
 from managers.extraction_stats import ExtractionResult
-from managers.state_manager import COMPLETED, FAILED, LaneOutcome, StateManager
+from managers.state_manager import AT, COMPLETED, FAILED, LaneOutcome, StateManager
 
 WINDOW_TTL = 30 * 24 * 3600
 PROGRESS_EVERY = 5.0
@@ -90,7 +90,7 @@ class RunManager:
         state = StateManager(self.client, self.run_id)
         if reset:
             state.reset()
-            self.client.unlink(self.result_key, self.bad_rows_key, self.keys.progress, self.keys.totals)
+            self.client.unlink(self.result_key, self.bad_rows_key, self.keys.progress, *self.keys.totals_stripes())
             self.client.hdel(self.meta_key, "started_at")
         state.clear_deliveries()
         now = _now()
@@ -205,7 +205,8 @@ class RunManager:
         return meta[0] == "finished" and meta[1] == str(generation)
 
     def lane_progress(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.client.hgetall(self.keys.lane_progress).items()}
+        """Lane -> when a property last recorded an outcome in it (the reconciler's sign of life)."""
+        return StateManager(self.client, self.run_id).totals()[1]
 
     # --- stats ----------------------------------------------------------------------------------
     def record_progress(self, *, force: bool = False) -> bool:
@@ -231,8 +232,8 @@ class RunManager:
 
     def counters(self) -> dict[str, int]:
         """The run's counters, from its totals (one command)."""
-        totals = self.client.hgetall(self.keys.totals)
-        return {k: int(v) for k, v in totals.items() if k not in (COMPLETED, FAILED) and int(v)}
+        counters, _ = StateManager(self.client, self.run_id).totals()
+        return {k: v for k, v in counters.items() if k not in (COMPLETED, FAILED) and v}
 
     def recount(self) -> dict[str, int]:
         """Count the run again from its shards (every lane's recorded counters, the state sets) and make that
@@ -243,11 +244,15 @@ class RunManager:
             for _, raw in self.client.hscan_iter(shard.lanes, count=1000):
                 for name, value in (LaneOutcome.decode(raw).counters or {}).items():
                     total[name] = total.get(name, 0) + int(value)
-        state = StateManager(self.client, self.run_id).exact_summary()
-        total[COMPLETED], total[FAILED] = state.completed, state.failed
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(self.keys.totals)
-        pipe.hset(self.keys.totals, mapping=total)
+        state = StateManager(self.client, self.run_id)
+        exact = state.exact_summary()
+        total[COMPLETED], total[FAILED] = exact.completed, exact.failed
+        _, latest = state.totals()
+        stripes = self.keys.totals_stripes()
+        pipe = self.client.pipeline(transaction=False)  # the stripes are in different slots
+        for stripe in stripes:
+            pipe.delete(stripe)
+        pipe.hset(stripes[0], mapping=total | {f"{AT}{lane}": f"{t:.3f}" for lane, t in latest.items()})
         pipe.execute()
         return total
 

@@ -53,6 +53,24 @@ class LaneOutcome:
 
 
 COMPLETED, FAILED = "properties.completed", "properties.failed"
+AT = "at:"
+"""Prefix of the totals fields ``at:<lane>``: when a property last recorded an outcome in that lane."""
+
+
+def merge_stripes(stripes: list[dict[str, str]]) -> tuple[dict[str, int], dict[str, float]]:
+    """(counters summed, lane -> latest ``at:`` time) of a run's totals stripes."""
+    counters: dict[str, int] = {}
+    latest: dict[str, float] = {}
+    for stripe in stripes:
+        for name, value in stripe.items():
+            if name.startswith(AT):
+                lane = name.removeprefix(AT)
+                latest[lane] = max(latest.get(lane, 0.0), float(value))
+            else:
+                counters[name] = counters.get(name, 0) + int(value)
+    return counters, latest
+
+
 """Fields of the run's totals hash that count properties (the rest are the run's counters)."""
 
 
@@ -144,15 +162,19 @@ class StateManager:
         pipe.hset(shard.failed, property_id, json.dumps(reason, sort_keys=True))
         pipe.srem(shard.completed, property_id)
 
+    def totals(self) -> tuple[dict[str, int], dict[str, float]]:
+        """The run's running totals: (counters, lane -> when it last recorded), its stripes in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for stripe in self.keys.totals_stripes():
+            pipe.hgetall(stripe)
+        return merge_stripes(pipe.execute())
+
     def summary(self) -> ExtractionState:
         """The run's completed and failed counts from its totals (one round trip: what polls read)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(self.keys.totals, COMPLETED, FAILED)
-        pipe.hvals(self.keys.lane_progress)
-        (completed, failed), stamps = pipe.execute()
-        latest = max((float(t) for t in stamps), default=None)
-        updated = datetime.fromtimestamp(latest, UTC).isoformat() if latest is not None else None
-        return ExtractionState(int(completed or 0), int(failed or 0), updated)
+        counters, latest = self.totals()
+        stamp = max(latest.values(), default=None)
+        updated = datetime.fromtimestamp(stamp, UTC).isoformat() if stamp is not None else None
+        return ExtractionState(counters.get(COMPLETED, 0), counters.get(FAILED, 0), updated)
 
     def exact_summary(self) -> ExtractionState:
         """Counts over every shard (one pipelined round trip per node): what the final recount uses."""
@@ -160,11 +182,10 @@ class StateManager:
         for shard in self.keys.shards():
             pipe.scard(shard.completed)
             pipe.hlen(shard.failed)
-        pipe.hvals(self.keys.lane_progress)
         replies = pipe.execute()
-        completed = sum(int(x) for x in replies[0:-1:2])
-        failed = sum(int(x) for x in replies[1:-1:2])
-        latest = max((float(t) for t in replies[-1]), default=None)
+        completed = sum(int(x) for x in replies[0::2])
+        failed = sum(int(x) for x in replies[1::2])
+        latest = max(self.totals()[1].values(), default=None)
         updated = datetime.fromtimestamp(latest, UTC).isoformat() if latest is not None else None
         return ExtractionState(completed, failed, updated)
 
@@ -183,9 +204,7 @@ class StateManager:
 
     def reset(self) -> None:
         """Forget the run's records (``--no-resume``); stored images stay where they are."""
-        self.client.unlink(
-            *(key for shard in self.keys.shards() for key in shard.all()), self.keys.lane_progress, self.keys.totals
-        )
+        self.client.unlink(*(key for shard in self.keys.shards() for key in shard.all()), *self.keys.totals_stripes())
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -9,7 +9,7 @@ import click
 
 from homeshots import __version__
 from homeshots.core.errors import ConfigError
-from homeshots.ops.commands_records import manifest, photos, report, restore, snapshot
+from homeshots.ops.commands_records import manifest, migrate_index, photos, report, restore, snapshot
 from homeshots.ops.commands_runs import backfill, forget, nightly, resume, runs, status
 from homeshots.ops.commands_services import flower, metrics
 from homeshots.ops.run_view import err
@@ -33,6 +33,7 @@ for command in (
     report,
     snapshot,
     restore,
+    migrate_index,
     flower,
     metrics,
 ):

@@ -1,4 +1,4 @@
-"""Commands that read what was collected: manifest, photos, report; and snapshot, restore."""
+"""Commands that read what was collected: manifest, photos, report; and snapshot, restore, migrate-index."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from homeshots.ops.run_view import console
 from homeshots.ops.session import open_session
 from homeshots.storage import open_store
 from managers.deduplicator import ImageDeduplicator, kept_files
+from managers.index_migration import legacy_index_present, migrate_legacy_index
 from managers.listing_memory import ListingMemoryManager
 from managers.manifest_manager import ManifestManager
 from managers.run_archive import RunArchive
@@ -148,4 +149,21 @@ def restore(force: bool) -> None:
         console.print(
             f"restored {counts['runs']} run records, {counts['properties']} property records and "
             f"{counts['images']} index records from {counts['files']} snapshot files"
+        )
+
+
+@click.command(name="migrate-index")
+def migrate_index() -> None:
+    """Move a hash index of the old one-slot layout (hs:{idx}:...) into the sharded records and claim log."""
+    with open_session(workers=False) as session:
+        if not legacy_index_present(session.client):
+            console.print("no index of the old layout here: nothing to move")
+            return
+        s = session.settings
+        moved = migrate_legacy_index(
+            session.client, ImageDeduplicator(session.client, s.dedup_threshold, s.dedup_dhash_threshold)
+        )
+        console.print(
+            f"moved {moved.records} kept images, {moved.raw_digests} raw digests and {moved.garbage} files "
+            f"waiting for deletion; dropped {moved.dropped_keys} keys of the old layout"
         )
