@@ -3,13 +3,13 @@
 Position ``i`` of the replica is entry ``i`` of the log, so a candidate's sha256 is one LINDEX away and
 the replica holds only the hashes (about 32 bytes per kept image, see ``NearIndex``). It catches up from
 where it stands: segments' packed pHashes in one GET each when it starts, then the entries an append
-reports it missed. Threads of one process share one replica (``shared_replica``).
+reports it missed. The threads of one process share one replica (``shared_replica``).
 """
 
 from __future__ import annotations
 
+import os
 import threading
-import weakref
 
 from homeshots.imaging.near_index import NearIndex
 from managers.claim_log import ClaimLog
@@ -73,15 +73,27 @@ class IndexReplica:
             return self.index.within(phash)
 
 
-_SHARED: weakref.WeakKeyDictionary[object, dict[int, IndexReplica]] = weakref.WeakKeyDictionary()
+_SHARED: dict[tuple[object, ...], IndexReplica] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def _server_identity(client: object) -> tuple[object, ...]:
+    """Which Redis (or cluster) a client talks to: threads' clients of one server share a replica."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        kw = pool.connection_kwargs
+        return ("redis", kw.get("host"), kw.get("port"), kw.get("path"), kw.get("db", 0))
+    nodes = getattr(client, "get_nodes", None)
+    if nodes is not None:
+        return ("cluster", *sorted(node.name for node in nodes()))
+    return ("client", id(client))
+
+
 def shared_replica(log: ClaimLog, threshold: int) -> IndexReplica:
-    """The one replica of this process for this Redis client and threshold (threads share it)."""
+    """The one replica of this process for this Redis and threshold (its threads share it)."""
+    key = (os.getpid(), *_server_identity(log.client), threshold)
     with _SHARED_LOCK:
-        by_threshold = _SHARED.setdefault(log.client, {})
-        replica = by_threshold.get(threshold)
+        replica = _SHARED.get(key)
         if replica is None:
-            replica = by_threshold[threshold] = IndexReplica(threshold)
+            replica = _SHARED[key] = IndexReplica(threshold)
         return replica

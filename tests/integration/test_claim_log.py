@@ -148,7 +148,9 @@ def test_a_claim_costs_a_few_commands_whatever_the_corpus(redis_server) -> None:
         worker.remember_raw(f"{i:064x}", record.sha256)
         claims += 1
     stats = client.info("commandstats")
-    calls = sum(int(v["calls"]) for name, v in stats.items() if name not in ("cmdstat_config|resetstat", "cmdstat_info"))
+    calls = sum(
+        int(v["calls"]) for name, v in stats.items() if name not in ("cmdstat_config|resetstat", "cmdstat_info")
+    )
     assert calls / claims <= 10, stats
     assert "cmdstat_smembers" not in stats or stats["cmdstat_smembers"]["calls"] <= claims, "no band probes"
 
@@ -172,3 +174,13 @@ def test_an_append_that_missed_a_few_far_entries_goes_through_and_a_near_one_com
         last = other.phash
     many = log.append(3, _record("4" * 64, (1 << 63) | 0xFFFF).member, 8, last_seen=near.phash)
     assert isinstance(many, Behind) and len(many.missed) == 16 * (CHECK_HERE + 1), "too many to check in Redis"
+
+
+def test_the_threads_of_a_process_share_one_replica_per_server(redis_server) -> None:
+    from managers.index_replica import shared_replica
+
+    one, two = connect(redis_server.url), connect(redis_server.url)
+    assert shared_replica(ClaimLog(one), 8) is shared_replica(ClaimLog(two), 8), "one server: one replica"
+    assert shared_replica(ClaimLog(one), 8) is not shared_replica(ClaimLog(one), 12), "per threshold"
+    other_db = connect(redis_server.url.rsplit("/", 1)[0] + "/1")
+    assert shared_replica(ClaimLog(other_db), 8) is not shared_replica(ClaimLog(one), 8), "another database"
