@@ -22,6 +22,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import redis
+
 from homeshots.core.errors import FetchFailedError, FetchUnavailableError, HomeshotsError, SourceError
 from homeshots.core.models import ImageRef, Property, SourceListing
 from homeshots.core.redact import redact_text, redact_url
@@ -230,6 +232,8 @@ class SourcePass:
                     else (f"{redact_url(ref.source_url)}: {exc}")
                 )
                 return self._failed(ref, before, tracker, out, exc, message)
+            except redis.RedisError:
+                raise  # the state store, not the photo: the lane is retried later (``tasks.lane``)
             except Exception as exc:  # an input nobody foresaw: this image's failure, never the property's
                 unexpected = HomeshotsError(f"{type(exc).__name__}: {redact_text(str(exc))}", kind="error")
                 log.error(

@@ -139,7 +139,10 @@ def assert_every_property_accounted(
         f"stored but not kept {sorted(stored - kept)[:3]}, kept but not stored {sorted(kept - stored)[:3]}",
     )
     indexed = index_processed_keys(client)
-    check(indexed == kept, f"index and kept files differ: {sorted(indexed ^ kept)[:3]}")
+    check(
+        indexed == kept,
+        f"index and kept files differ: only indexed {sorted(indexed - kept)[:3]}, only kept {sorted(kept - indexed)[:3]}",
+    )
     assert not problems, "\n".join([*problems, f"result: {result}"])
     return result
 
