@@ -7,7 +7,7 @@ properties of three lanes each: lane outcomes, completed set, failed hash (every
 image failures and merged stats. Each round then records one window of W new properties into each
 run, exactly as the workers do it, for each of the property's three lanes (sources):
 
-* the lane task's start: ``lane_completed`` then ``LaneRecorder.start`` (delivery count and lease);
+* the lane task's start: ``LaneRecorder.start`` (done already? else the delivery count and lease);
 * the pipeline's ``record_lane``: the recorder's one script (rows, failures, stats merge, listing memory,
   and the property's state once its last lane lands), plus the run's progress marks;
   90 % of properties completed with one image per lane, 10 % failed with an image failure;
@@ -250,7 +250,7 @@ def record_window(client: redis.Redis, run_id: str, fixtures: Sequence[Fixture])
         pid = fx.prop.property_id
         for out, counters in fx.lanes:
             # tasks.lane.extract_lane: is the lane done already, then count the delivery and take the lease
-            if state.lane_completed(pid, out.source) or recorder.start(pid, out.source, "bench@host", 0.0) < 0:
+            if recorder.start(pid, out.source, "bench@host", 0.0) < 0:
                 raise AssertionError(f"{pid} already completed: the fixture is not fresh")
             # homeshots.pipeline.lane_pipeline.LanePipeline.run -> record_lane
             record_lane(client, run_id, fx.prop, list(SOURCES), out, counters)

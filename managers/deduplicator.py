@@ -296,10 +296,6 @@ class ImageDeduplicator:
             return self.rule.verify(mine, theirs, scope)
         return (mine.dhash ^ theirs.dhash).bit_count() <= self.rule.thresholds(scope).dhash
 
-    def remember_raw(self, raw_sha256: str, kept_sha256: str) -> None:
-        """Bytes with this digest became this kept image: next time they are recognised before decoding."""
-        self.client.set(keys.raw_digest(raw_sha256), kept_sha256)
-
     def by_raw_digest(self, raw_sha256: str) -> ImageRecord | None:
         """The kept image bytes with this digest became, if they were seen (and it is still kept)."""
         kept = self.client.get(keys.raw_digest(raw_sha256))

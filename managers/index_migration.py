@@ -17,8 +17,8 @@ from managers import keys
 from managers.connection import primaries
 from managers.deduplicator import ImageDeduplicator, ImageRecord
 
-_LEGACY = f"{keys.PREFIX}:{{idx}}:"
-_LEGACY_GARBAGE = f"{keys.PREFIX}:garbage"
+_LEGACY = keys.LEGACY_INDEX
+_LEGACY_GARBAGE = keys.LEGACY_GARBAGE
 _BATCH = 1000
 
 

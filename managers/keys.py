@@ -155,8 +155,12 @@ def log_packed(segment: int) -> str:
     return f"{PREFIX}:ilog:{{l{segment}}}:packed"
 
 
-LEGACY_INDEX_PATTERN = f"{PREFIX}:{{idx}}:*"
-"""Keys of the index as it was before it was sharded (one slot): ``homeshots migrate-index`` moves them."""
+LEGACY_INDEX = f"{PREFIX}:{{idx}}:"
+"""Prefix of the index as it was before the claim log (one slot: ``img:``, ``band:``, ``raw:`` keys);
+``homeshots migrate-index`` moves it."""
+
+LEGACY_GARBAGE = f"{PREFIX}:garbage"
+"""The one garbage set of that layout."""
 
 
 def property_images(property_key: str) -> str:

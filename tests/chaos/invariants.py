@@ -141,7 +141,8 @@ def assert_every_property_accounted(
     indexed = index_processed_keys(client)
     check(
         indexed == kept,
-        f"index and kept files differ: only indexed {sorted(indexed - kept)[:3]}, only kept {sorted(kept - indexed)[:3]}",
+        f"index and kept files differ: only indexed {sorted(indexed - kept)[:3]}, "
+        f"only kept {sorted(kept - indexed)[:3]}",
     )
     assert not problems, "\n".join([*problems, f"result: {result}"])
     return result

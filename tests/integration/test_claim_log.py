@@ -144,8 +144,8 @@ def test_a_claim_costs_a_few_commands_whatever_the_corpus(redis_server) -> None:
             record = replace(source, sha256=f"e{i:063x}", phash=int_to_hex(_flip(int(source.phash, 16), 5, rng)))
         else:
             record = _record(f"f{i:063x}", rng.getrandbits(64))
-        worker.claim(record, property_key=f"prop-{i}")
-        worker.remember_raw(f"{i:064x}", record.sha256)
+        worker.by_raw_digest(f"{i:064x}")  # what the pipeline asks before decoding a download
+        worker.claim(record, property_key=f"prop-{i}", raw_sha256=f"{i:064x}")
         claims += 1
     stats = client.info("commandstats")
     calls = sum(

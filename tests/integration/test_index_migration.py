@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from dataclasses import asdict
@@ -25,7 +26,7 @@ def _record(i: int, phash: int) -> ImageRecord:
 
 def test_migrate_index_moves_the_old_layout(redis_server, tmp_path) -> None:
     client = connect(redis_server.url)
-    old = [_record(i, (0x0F0F0F0F0F0F0F0F * (i + 1)) & ((1 << 64) - 1)) for i in range(30)]
+    old = [_record(i, random.Random(i).getrandbits(64)) for i in range(30)]  # far apart: 32 bits on average
     for record in old:  # as the one-slot layout kept them: records, band buckets, raw digests, garbage
         client.hset(f"hs:{{idx}}:img:{record.sha256}", mapping={k: str(v) for k, v in asdict(record).items()})
         client.sadd(f"hs:{{idx}}:band:0:{int(record.phash[:8], 16):08x}", record.member)
