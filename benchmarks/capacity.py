@@ -4,8 +4,9 @@ Run from the repo root: ``python -m benchmarks.capacity [--cores 8] [--seconds 2
 
 Simulated worker cores (processes, no image work) do exactly the Redis calls a real worker does for each
 property it visits, through the real code: per lane (property and source) the task's start
-(``LaneRecorder.start``, the listing memory), per image the raw digest lookup and the dedup claim
-(``ImageDeduplicator.claim`` with the property's own images first, the raw digest noted with it), then the
+(``LaneRecorder.start``, the listing memory), per image the dedup claim (``ImageDeduplicator.claim``
+with the property's own images first, the raw digest noted with it; a backfill does not look raw digests
+up before decoding, a nightly run does), then the
 lane's record (``LaneRecorder.record`` and the run's totals). The broker's share is driven through kombu
 too: each lane task is published to its source's queue and consumed and acknowledged by a standing
 consumer (kombu's Redis transport: LPUSH, BRPOP, the unacked hash and index), its four task events
@@ -173,7 +174,6 @@ def _core(topology: Topology, core: int, stop_at: float, out: mp.Queue) -> None:
                     record = _record_for(core, images, pid, lane)
                     raw = hashlib.sha256(f"raw{core}:{images}".encode()).hexdigest()
                     started = time.perf_counter()
-                    dedup.by_raw_digest(raw)  # bytes seen before? (a miss: they were not)
                     kept = dedup.claim(record, property_key=pid, raw_sha256=raw).record
                     claims.append((time.perf_counter() - started) * 1000)
                     rows.append({"property_id": pid, "source": lane, "sha256": kept.sha256, "order": j})
