@@ -130,9 +130,7 @@ def _record_for(seed: int, index: int, pid: str, source: str):
         run_id="capacity",
         source_pixels=3000 * 2000,
         dhash=f"{rng.getrandbits(64):016x}",
-        colour="0" * 12,
-        quality=50,
-        version=2,
+        # Hashes only (no colour signature): candidates are verified on their dHash, as version-1 records are.
     )
 
 

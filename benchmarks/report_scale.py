@@ -342,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated numbers of properties")
+    parser.add_argument("--keep", type=Path, help="copy each size's page here (report-<size>.html) to look at it")
     args = parser.parse_args(argv)
     print(f"{'properties':>10} {'rows':>9} {'populate s':>10} {'report s':>9} {'MB':>6} {'peak MB':>8} "
           f"{'inlined':>7} {'linked':>7} {'missing':>7}  goals")  # fmt: skip
@@ -352,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             made = populate(client, store, size)
             populated = time.perf_counter() - began
-            plain, _ = measure(client, store, made.run_id, Path(tmp) / "report.html")
+            plain, page = measure(client, store, made.run_id, Path(tmp) / "report.html")
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                (args.keep / f"report-{size}.html").write_text(page, encoding="utf-8")
             traced, _ = measure(client, store, made.run_id, Path(tmp) / "report-traced.html", trace=True)
             met = plain.megabytes * 1e6 <= GOAL_BYTES and plain.seconds <= GOAL_SECONDS
             met = met and (traced.peak_mb or 0) < GOAL_PEAK_MB

@@ -18,9 +18,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 KNOWN: list[tuple[str, list[str]]] = [
-    ("dedup_index", ["--sizes", "10000,100000"]),
+    ("dedup_index", ["--sizes", "10000,100000,1000000"]),
     ("dedup_quality", []),
     ("state_o1", []),
+    ("redis_cost", []),
+    ("capacity", ["--cores", "2", "--seconds", "15", "--corpus", "100000"]),
+    ("nightly", []),
+    ("listing_memory", []),
+    ("report_scale", []),
     ("memory", []),
     ("submission", []),
     ("throughput", []),
