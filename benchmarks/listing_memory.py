@@ -27,10 +27,9 @@ NO_BUDGET = str(64 << 30)
 
 
 def _child(prop_json: str) -> dict[str, float]:
-    from homeshots.pipeline.property_pipeline import PropertyPipeline
-
     from homeshots.core.models import Property
     from homeshots.core.settings import get_settings
+    from homeshots.pipeline.lane_pipeline import PropertyPipeline
     from homeshots.pipeline.worker_context import WorkerContext
 
     settings = get_settings()

@@ -41,6 +41,7 @@ from homeshots.storage import LocalStore, image_key
 from managers import keys
 from managers.extraction_stats import ExtractionResult
 from managers.run_manager import RunManager
+from managers.state_manager import StateManager
 
 SOURCES = ("mls", "maricopa", "zillow", "redfin")
 COPY_SOURCES = (("zillow", 0.3), ("redfin", 0.12))
@@ -311,6 +312,8 @@ def _finish(
         },
     )
     result = runs.current_result()
+    exact = StateManager(client, run_id).exact_summary()  # the lanes were written without running totals
+    result.properties_completed, result.properties_failed = exact.completed, exact.failed
     result.apply_counters(dict(counters))
     for source in SOURCES:
         result.add_source(source)
