@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from pathlib import Path
 
 from homeshots_sandbox import Listing, SandboxServer, generate_photo
 from PIL import Image, ImageOps
+
+from homeshots.imaging.hashing import int_to_hex
+from managers.deduplicator import ImageRecord
 
 
 def near_copy(data: bytes, scale: float = 0.7, quality: int = 82) -> bytes:
@@ -87,3 +91,27 @@ class Sleeps:
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+def index_record(sha: str, phash: int, pid: str = "p1", dhash: int = 0, source: str = "mls") -> ImageRecord:
+    """A kept-image record with the given hashes (files and URL named after its digest)."""
+    return ImageRecord(
+        sha256=sha,
+        phash=int_to_hex(phash),
+        raw_key=f"raw/{sha}.jpg",
+        processed_key=f"processed/{sha}.png",
+        width=10,
+        height=10,
+        property_id=pid,
+        source=source,
+        source_url=f"http://x/{sha}",
+        run_id="r",
+        dhash=int_to_hex(dhash),
+    )
+
+
+def flip_bits(value: int, bits: int, rng: random.Random) -> int:
+    """``value`` with ``bits`` distinct random bits of 64 flipped."""
+    for bit in rng.sample(range(64), bits):
+        value ^= 1 << bit
+    return value

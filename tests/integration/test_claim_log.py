@@ -18,28 +18,12 @@ from managers.claim_log import Appended, ClaimLog
 from managers.connection import connect
 from managers.deduplicator import ImageDeduplicator, ImageRecord
 from managers.index_replica import IndexReplica
+from tests.integration.helpers import flip_bits as _flip
+from tests.integration.helpers import index_record
 
 
 def _record(sha: str, phash: int, dhash: int = 0, pid: str = "p") -> ImageRecord:
-    return ImageRecord(
-        sha256=sha,
-        phash=int_to_hex(phash),
-        raw_key=f"raw/{sha}.jpg",
-        processed_key=f"processed/{sha}.png",
-        width=10,
-        height=10,
-        property_id=pid,
-        source="zillow",
-        source_url=f"http://x/{sha}",
-        run_id="r",
-        dhash=int_to_hex(dhash),
-    )
-
-
-def _flip(value: int, bits: int, rng: random.Random) -> int:
-    for bit in rng.sample(range(64), bits):
-        value ^= 1 << bit
-    return value
+    return index_record(sha, phash, pid=pid, dhash=dhash, source="zillow")
 
 
 def _family_copies(seed: int, families: int, copies: int) -> list[tuple[int, ImageRecord]]:

@@ -5,31 +5,10 @@ from __future__ import annotations
 import random
 from concurrent.futures import ThreadPoolExecutor
 
-from homeshots.imaging.hashing import int_to_hex
 from managers.connection import connect
-from managers.deduplicator import ImageDeduplicator, ImageRecord, kept_files
-
-
-def _record(sha: str, phash: int, pid: str = "p1", dhash: int = 0) -> ImageRecord:
-    return ImageRecord(
-        sha256=sha,
-        phash=int_to_hex(phash),
-        raw_key=f"raw/{sha}.jpg",
-        processed_key=f"processed/{sha}.png",
-        width=10,
-        height=10,
-        property_id=pid,
-        source="mls",
-        source_url=f"http://x/{sha}",
-        run_id="r",
-        dhash=int_to_hex(dhash),
-    )
-
-
-def _flip(value: int, bits: int, rng: random.Random) -> int:
-    for bit in rng.sample(range(64), bits):
-        value ^= 1 << bit
-    return value
+from managers.deduplicator import ImageDeduplicator, kept_files
+from tests.integration.helpers import flip_bits as _flip
+from tests.integration.helpers import index_record as _record
 
 
 def test_claim_finds_exact_and_near_copies_within_the_threshold(redis_server):
