@@ -6,8 +6,12 @@ import csv
 import io
 import json
 import random
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from homeshots_sandbox import Listing, SandboxServer, generate_photo
 from PIL import Image, ImageOps
 
@@ -115,3 +119,35 @@ def flip_bits(value: int, bits: int, rng: random.Random) -> int:
     for bit in rng.sample(range(64), bits):
         value ^= 1 << bit
     return value
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def images_shown_by_chromium(page: Path, work: Path) -> tuple[int, int]:
+    """(pictures on the page, pictures that loaded) as headless Chromium renders ``page`` (the report's
+    ``data-images-total`` / ``data-images-loaded`` on ``<body>``, set by its own script once loaded)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is not installed: run `make setup` (it installs Debian's chromium)")
+    dom = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={work / 'chromium'}", "--virtual-time-budget=10000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout  # fmt: skip
+    body = re.search(r"<body[^>]*>", dom)
+    assert body, dom[:500]
+    total = int(re.search(r'data-images-total="(\d+)"', body.group(0)).group(1))
+    loaded = int(re.search(r'data-images-loaded="(\d+)"', body.group(0)).group(1))
+    return total, loaded

@@ -8,20 +8,17 @@ most pictures are missing files that must show as placeholders.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import unquote
 
-import pytest
 from markupsafe import escape
 
 from benchmarks.report_scale import GOAL_BYTES, GOAL_PEAK_MB, GOAL_SECONDS, INJECTED, measure, populate
 from homeshots.ops.report import INLINE_LIMIT
 from homeshots.storage import LocalStore
 from managers.run_archive import RunArchive
-from tests.integration.test_report import CHROMIUM_FLAGS
+from tests.integration.helpers import images_shown_by_chromium
 
 SECTIONS = ("plots", "failures", "duplicates", "sheets")
 
@@ -84,24 +81,5 @@ def test_report_of_a_10k_property_run_live_and_archived(tmp_path, redis_server):
         again = re.search(rf"<section id={section}>.*?</section>", archived, flags=re.S)
         assert live and again and live.group(0) == again.group(0), section
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("chromium is not installed: run `make setup` (it installs Debian's chromium)")
-    dom = subprocess.run(
-        [
-            chromium,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            out.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    body = re.search(r"<body[^>]*>", dom)
-    assert body, dom[:500]
-    total = int(re.search(r'data-images-total="(\d+)"', body.group(0)).group(1))
-    loaded = int(re.search(r'data-images-loaded="(\d+)"', body.group(0)).group(1))
+    total, loaded = images_shown_by_chromium(out, tmp_path)
     assert total == result.inlined and loaded == total
