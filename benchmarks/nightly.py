@@ -29,26 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.proc_cpu import tree_cpu
 from benchmarks.redis_server import private_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ["mls", "zillow", "redfin"]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants (the worker's pool)."""
-    total, todo = 0.0, [pid]
-    tick = os.sysconf("SC_CLK_TCK")
-    while todo:
-        current = todo.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
 
 
 def _csv(path: Path, listings: list[Any]) -> Path:
@@ -106,7 +91,7 @@ def traffic(properties: int, tmp: Path) -> list[dict[str, Any]]:
         try:
             for label, change in (("night 1", None), ("unchanged", 0.0), ("10% changed", 0.1)):
                 truth = world.advance(change) if change is not None else None
-                before, cpu = sandbox.stats.as_dict(), _cpu_seconds(worker.pid)
+                before, cpu = sandbox.stats.as_dict(), tree_cpu(worker.pid)
                 started = time.perf_counter()
                 run = f"bench-{len(rows) + 1}"
                 proc = subprocess.run(
@@ -123,7 +108,7 @@ def traffic(properties: int, tmp: Path) -> list[dict[str, Any]]:
                 row = {
                     "night": label,
                     "seconds": time.perf_counter() - started,
-                    "cpu": _cpu_seconds(worker.pid) - cpu,
+                    "cpu": tree_cpu(worker.pid) - cpu,
                     "bodies": after["bodies"] - before["bodies"],
                     "bytes": after["body_bytes"] - before["body_bytes"],
                     "not_modified": after["not_modified"] - before["not_modified"],

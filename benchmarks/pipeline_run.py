@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.proc_cpu import busy_seconds, tree_cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 MLS_LONGEST = 3000
 """Longest side of the benchmark photos: MLS-size originals."""
 WARMUP_SEED = 900_000
 POLL_SECONDS = 0.2
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -84,39 +85,6 @@ class PipelineResult:
     @property
     def total_commands(self) -> int:
         return sum(self.commands.values())
-
-
-def _process_tree_cpu(root_pid: int, *, children_only: bool = False) -> float:
-    """utime + stime (seconds) of ``root_pid`` and all its descendants still alive."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    tree, frontier = {root_pid}, [root_pid]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    if children_only:
-        tree.discard(root_pid)
-    return sum(times.get(pid, 0.0) for pid in tree)
-
-
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (all processes, ours and others')."""
-    with open("/proc/stat") as fh:
-        ticks = [int(x) for x in fh.readline().split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK  # minus idle and iowait
 
 
 def _redis_snapshot(client: object) -> tuple[dict[str, int], dict[str, int], int, float, int]:
@@ -324,17 +292,17 @@ def pipeline(
         before: dict[str, object] = {}
 
         def snapshot() -> None:
-            before["worker"] = sum(_process_tree_cpu(p.pid) for p in procs)
-            before["pool"] = sum(_process_tree_cpu(p.pid, children_only=True) for p in procs)
+            before["worker"] = sum(tree_cpu(p.pid) for p in procs)
+            before["pool"] = sum(tree_cpu(p.pid, children_only=True) for p in procs)
             before["redis"] = _redis_snapshot(client)
             before["self"] = time.process_time()
-            before["busy"] = _busy_seconds()
+            before["busy"] = busy_seconds()
 
         out = _submit(env, _write_csv(tmp / "bench.csv", listings), "bench", timeout, snapshot)
         self_cpu = time.process_time() - before["self"]  # type: ignore[operator]
-        busy = _busy_seconds() - before["busy"]  # type: ignore[operator]
-        worker_cpu = sum(_process_tree_cpu(p.pid) for p in procs) - before["worker"]  # type: ignore[operator]
-        pool_cpu = sum(_process_tree_cpu(p.pid, children_only=True) for p in procs) - before["pool"]  # type: ignore[operator]
+        busy = busy_seconds() - before["busy"]  # type: ignore[operator]
+        worker_cpu = sum(tree_cpu(p.pid) for p in procs) - before["worker"]  # type: ignore[operator]
+        pool_cpu = sum(tree_cpu(p.pid, children_only=True) for p in procs) - before["pool"]  # type: ignore[operator]
         calls0, usec0, net0, rcpu0, reads0 = before["redis"]  # type: ignore[misc]
         calls1, usec1, net1, rcpu1, reads1 = _redis_snapshot(client)
         commands = {k: v - calls0.get(k, 0) for k, v in calls1.items() if v - calls0.get(k, 0) > 0}

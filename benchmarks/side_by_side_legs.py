@@ -26,9 +26,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.proc_cpu import busy_seconds, tree_cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SECONDS = 0.2
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 IMG2DATASET_VERSION = "1.47.0"
 DEFAULT_IMG2DATASET_VENV = Path.home() / ".cache" / "homeshots-bench" / f"img2dataset-{IMG2DATASET_VERSION}"
 
@@ -60,38 +61,6 @@ class LegRun:
     note: str = ""
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root`` and every live descendant, plus what their reaped children used."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = sum(int(x) for x in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
-    children: dict[int, list[int]] = {}
-    for pid, parent in parents.items():
-        children.setdefault(parent, []).append(pid)
-    total, frontier = 0.0, [root]
-    while frontier:
-        pid = frontier.pop()
-        total += times.get(pid, 0.0)
-        frontier += children.get(pid, [])
-    return total
-
-
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (everyone's), from /proc/stat."""
-    with open("/proc/stat") as fh:
-        ticks = [int(x) for x in fh.readline().split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK
-
-
 def watch(leg: str, command: list[str], env: dict[str, str], log: Path, images: int) -> LegRun:
     """Run ``command`` to its end, sampling CPU; stamps and outputs are filled in by the leg."""
     samples: list[Sample] = []
@@ -103,7 +72,7 @@ def watch(leg: str, command: list[str], env: dict[str, str], log: Path, images: 
 
     def sample() -> None:
         while True:
-            samples.append(Sample(time.time(), tree_cpu(proc.pid), busy_seconds(), time.process_time()))
+            samples.append(Sample(time.time(), tree_cpu(proc.pid, reaped=True), busy_seconds(), time.process_time()))
             if stop.wait(SAMPLE_SECONDS):
                 return
 

@@ -49,7 +49,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.pipeline_run import MLS_LONGEST, PipelineResult, Png, _busy_seconds, pipeline
+from benchmarks.pipeline_run import MLS_LONGEST, PipelineResult, Png, pipeline
+from benchmarks.proc_cpu import busy_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "houses"
@@ -105,11 +106,11 @@ def bare(photos: list[bytes], png: Png) -> tuple[float, float, int, float]:
         png_encoder=s.png_encoder,
     )
     std.standardize(photos[-1])  # imports and first-call costs out of the timing
-    cpu0, busy0, t0, size = time.process_time(), _busy_seconds(), time.perf_counter(), 0
+    cpu0, busy0, t0, size = time.process_time(), busy_seconds(), time.perf_counter(), 0
     for data in photos:
         size += len(std.standardize(data).data)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    foreign = max(0.0, _busy_seconds() - busy0 - cpu) / wall
+    foreign = max(0.0, busy_seconds() - busy0 - cpu) / wall
     return len(photos) / wall, cpu / len(photos), size // len(photos), foreign
 
 
