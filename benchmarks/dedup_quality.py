@@ -409,12 +409,7 @@ class Pairs:
 
     def passing(self, t: ScopeThresholds) -> np.ndarray:
         """Pairs the new rule merges at ``t``."""
-        return (
-            (self.phash <= t.phash)
-            & (self.dhash <= t.dhash)
-            & (self.colour <= t.colour)
-            & (self.quality >= t.min_quality)
-        )
+        return _passes(self, t)
 
     def passing_old(
         self, threshold: int = DEFAULT_THRESHOLD, dhash_threshold: int = DEFAULT_DHASH_THRESHOLD
@@ -690,6 +685,11 @@ def _with(t: ScopeThresholds, **changes: float) -> ScopeThresholds:
     )
 
 
+def _passes(m: Pairs | CopyMeasures, t: ScopeThresholds) -> np.ndarray:
+    """Which of ``m``'s measured pairs the new rule merges at ``t`` (``MergeRule`` on arrays)."""
+    return (m.phash <= t.phash) & (m.dhash <= t.dhash) & (m.colour <= t.colour) & (m.quality >= t.min_quality)
+
+
 @dataclass(frozen=True, slots=True)
 class CopyMeasures:
     """Distances of one kind of copy from each original (index k is original k), for threshold sweeps."""
@@ -702,12 +702,7 @@ class CopyMeasures:
 
     def passing(self, t: ScopeThresholds) -> np.ndarray:
         """Which copies the new rule merges at ``t`` (what ``MergeRule.decide`` says, computed once)."""
-        return (
-            (self.phash <= t.phash)
-            & (self.dhash <= t.dhash)
-            & (self.colour <= t.colour)
-            & (self.quality >= t.min_quality)
-        )
+        return _passes(self, t)
 
 
 def copy_measures(results: Sequence[PhotoResult]) -> dict[str, CopyMeasures]:
